@@ -1,0 +1,1 @@
+"""Certain Strategy: the library behind train_certain.py, gen_reg_images.py and similarity.py."""
