@@ -1,0 +1,132 @@
+"""Reading and writing raw tensors: single files (.safetensors, pickled .ckpt) and diffusers folders.
+
+Nothing here knows about UNets or key layouts; `sd_model` does the mapping. Pickles go through the
+restricted loader in `safe_pickle`. Every write is atomic: a file goes to a temp name and is renamed, a
+folder is built beside the target and swapped in.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from ..atomic import atomic_path
+from ..errors import UserError
+from .safe_pickle import load_checkpoint_pickle
+
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+SINGLE_FILE_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
+EXTRAS_FILE = "ldm_extras.safetensors"
+_WEIGHT_FILES = {
+    "unet": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+             "diffusion_pytorch_model.bin"),
+    "vae": ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+            "diffusion_pytorch_model.bin"),
+    "text_encoder": ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin"),
+}
+_CONFIG_FILES = {"unet": "config.json", "vae": "config.json", "text_encoder": "config.json",
+                 "scheduler": "scheduler_config.json"}
+
+
+def read_tensor_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """All tensors of one file plus its safetensors metadata ({} for pickles)."""
+    if not path.is_file():
+        raise UserError(f"{path}: file not found.")
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors import safe_open
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+        except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+            raise UserError(f"{path}: not a readable .safetensors file ({e}). A partial download is the "
+                            f"usual cause: check the file size against its source.") from None
+    if suffix in PICKLE_SUFFIXES:
+        return _tensors_of(load_checkpoint_pickle(path), path), {}
+    raise UserError(f"{path}: unsupported file type `{path.suffix}`; expected one of "
+                    f"{', '.join(SINGLE_FILE_SUFFIXES)} or a diffusers folder.")
+
+
+def _tensors_of(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    """Unwrap `{"state_dict": ...}` as Lightning and kohya write it; keep only tensors."""
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise UserError(f"{path}: the pickle holds a {type(obj).__name__}, not a dictionary of tensors.")
+    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def write_tensor_file(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]) -> None:
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix == ".safetensors":
+            from safetensors.torch import save_file
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=dict(metadata))
+        elif suffix in PICKLE_SUFFIXES:
+            torch.save({"state_dict": dict(tensors)}, tmp)
+        else:
+            raise UserError(f"{path}: cannot save as `{path.suffix}`; use .safetensors (recommended) or .ckpt.")
+
+
+def read_diffusers_folder(folder: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor], dict[str, str]]:
+    """Module state dicts of unet/vae/text_encoder, plus LDM extras and metadata we stored beside them."""
+    states = {}
+    for part, names in _WEIGHT_FILES.items():
+        file = next((folder / part / n for n in names if (folder / part / n).is_file()), None)
+        if file is None:
+            raise UserError(f"{folder}: no weights for `{part}` (looked for {', '.join(names)} in {part}/). "
+                            f"Sharded or hub-only folders are not supported; save the model as one file first.")
+        states[part] = read_tensor_file(file)[0]
+    extras, metadata = ({}, {})
+    if (folder / EXTRAS_FILE).is_file():
+        extras, metadata = read_tensor_file(folder / EXTRAS_FILE)
+    return states, extras, metadata
+
+
+def write_diffusers_folder(folder: Path, configs: Mapping[str, dict], states: Mapping[str, Mapping[str, torch.Tensor]],
+                           extras: Mapping[str, torch.Tensor], metadata: Mapping[str, str], family: str) -> None:
+    """A standard diffusers pipeline folder; LDM-only tensors and metadata go to `ldm_extras.safetensors`."""
+    from safetensors.torch import save_file
+
+    from ..text.tokenizer import save_tokenizer
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        for part, config in configs.items():
+            (build / part).mkdir()
+            (build / part / _CONFIG_FILES[part]).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        for part, state in states.items():
+            save_file({k: v.contiguous() for k, v in state.items()}, str(build / part / _WEIGHT_FILES[part][0]))
+        save_file({k: v.contiguous() for k, v in extras.items()}, str(build / EXTRAS_FILE), metadata=dict(metadata))
+        save_tokenizer(family, build / "tokenizer")
+        (build / "model_index.json").write_text(json.dumps(_model_index(configs), indent=2) + "\n", encoding="utf-8")
+        old = folder.with_name(folder.name + ".old") if folder.exists() else None
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+        build.rename(folder)
+        if old:
+            shutil.rmtree(old)
+    finally:
+        if build.exists():
+            shutil.rmtree(build)
+
+
+def _model_index(configs: Mapping[str, dict]) -> dict:
+    return {
+        "_class_name": "StableDiffusionPipeline",
+        "feature_extractor": [None, None],
+        "requires_safety_checker": False,
+        "safety_checker": [None, None],
+        "scheduler": ["diffusers", configs["scheduler"].get("_class_name", "DDIMScheduler")],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
