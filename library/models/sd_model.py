@@ -57,6 +57,16 @@ class SDModel:
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"unet": self.unet, "vae": self.vae, "text_encoder": self.text_encoder}
 
+    def describe(self) -> list[str]:
+        """Lines for the log and bug reports: what was loaded and from where."""
+        params = {part: sum(p.numel() for p in m.parameters()) / 1e6 for part, m in self.modules().items()}
+        lines = [f"model: {self.source} ({self.config.name}, {self.family}, {self.prediction_type})",
+                 "parameters: " + ", ".join(f"{part} {n:.2f} M" for part, n in params.items()),
+                 f"extra tensors carried unchanged: {len(self.extras)}"]
+        if self.vae_source:
+            lines.append(f"vae: {self.vae_source}")
+        return lines + self.notes
+
     def ldm_state_dict(self) -> dict[str, torch.Tensor]:
         """Every tensor in LDM layout: the modules' current weights, then the untouched extras."""
         rules = key_rules(self.config, self.modules())

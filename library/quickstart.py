@@ -1,0 +1,40 @@
+"""The embedded default job: a tiny SD model and the sample dataset, made on first use.
+
+`train_certain.py --quickstart` runs on these, so a fresh machine can exercise the whole path (checkpoint
+write, offline load, hashes, dataset layout) without downloading anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DIR = Path("quickstart")
+
+
+@dataclass(frozen=True)
+class Quickstart:
+    model: Path
+    dataset: Path
+
+    @property
+    def train_data_dir(self) -> Path:
+        return self.dataset / "train"
+
+    @property
+    def reg_data_dir(self) -> Path:
+        return self.dataset / "reg"
+
+
+def prepare_quickstart(root: Path = DEFAULT_DIR, seed: int = 0) -> Quickstart:
+    """Build what is missing under `root` (idempotent: a second call reuses the files)."""
+    from .sample_data import write_sample_dataset
+    from .tiny import write_tiny
+
+    model = root / "model" / "tiny-sd1.safetensors"
+    dataset = root / "dataset"
+    if not model.is_file():
+        write_tiny(model, "sd1", seed=seed)
+    if not (dataset / "train").is_dir():
+        write_sample_dataset(dataset, seed=seed)
+    return Quickstart(model=model, dataset=dataset)

@@ -1,0 +1,1 @@
+"""Text side of SD: the CLIP tokenizers (`library.text.tokenizer`)."""
