@@ -1,0 +1,1 @@
+"""Training data: image folders and captions (kohya layout), and later buckets and the latent cache."""
