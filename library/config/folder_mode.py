@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..data.listing import IMAGE_EXTENSIONS
 from .dataset_spec import DREAMBOOTH, FINE_TUNING, DatasetConfig, build_dataset
 from .errors import CLI, Report, Where
 from .train_config import TrainConfig
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _EXAMPLE = "e.g. `10_sks girl` = 10 repeats, caption \"sks girl\""
 
 
