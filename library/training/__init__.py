@@ -1,0 +1,1 @@
+"""The training loop and what plugs into it: noise, losses, optimizers, schedules, state, progress."""
