@@ -142,6 +142,38 @@ def test_unknown_save_format_and_precision_are_user_errors(tiny_sd1, tmp_path):
     model = load_model(tiny_sd1)
     with pytest.raises(UserError, match="precision `fp8`"):
         save_model(model, tmp_path / "x.safetensors", precision="fp8")
+    with pytest.raises(UserError, match=r"unknown model file type `\.safetensor`\. Did you mean `\.safetensors`"):
+        save_model(model, tmp_path / "out.safetensor")  # a typo must not silently become a diffusers folder
+    assert not (tmp_path / "out.safetensor").exists()
+
+
+def test_saved_files_get_the_usual_permissions(tiny_sd1, tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        model = load_model(tiny_sd1)
+        file = save_model(model, tmp_path / "m.safetensors")
+        folder = save_model(model, tmp_path / "pipeline")
+    finally:
+        os.umask(old)
+    assert file.stat().st_mode & 0o777 == 0o644  # readable by the WebUI running as another user
+    assert folder.stat().st_mode & 0o777 == 0o755
+
+
+def test_vae_from_a_diffusers_folder_and_with_old_attention_names(tiny_sd1, tmp_path):
+    from library.tiny import build_tiny
+
+    donor = build_tiny("sd1", seed=7)
+    save_model(donor, tmp_path / "pipeline")
+    model = load_model(tiny_sd1, vae=tmp_path / "pipeline")  # a pipeline folder: its vae/ is used
+    assert all(torch.equal(model.vae.state_dict()[k], v) for k, v in donor.vae.state_dict().items())
+    old_names = {k.replace("attentions.0.to_q.", "attentions.0.query.").replace("attentions.0.to_out.0.", "attentions.0.proj_attn."): v
+                 for k, v in donor.vae.state_dict().items()}
+    assert any(".query." in k for k in old_names)
+    (tmp_path / "vae_only").mkdir()
+    save_file(old_names, str(tmp_path / "vae_only" / "diffusion_pytorch_model.safetensors"))
+    model = load_model(tiny_sd1, vae=tmp_path / "vae_only")  # diffusers < 0.14 names, as diffusers still accepts
+    assert all(torch.equal(model.vae.state_dict()[k], v) for k, v in donor.vae.state_dict().items())
 
 
 def test_save_is_atomic_on_failure(tiny_sd1, tmp_path, monkeypatch):

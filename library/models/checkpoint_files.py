@@ -8,15 +8,14 @@ folder is built beside the target and swapped in.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
-from ..atomic import atomic_path
+from ..atomic import atomic_folder, atomic_path
 from ..errors import UserError
+from .model_config import CONFIG_FILES
 from .safe_pickle import load_checkpoint_pickle
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
@@ -29,8 +28,6 @@ _WEIGHT_FILES = {
             "diffusion_pytorch_model.bin"),
     "text_encoder": ("model.safetensors", "model.fp16.safetensors", "pytorch_model.bin"),
 }
-_CONFIG_FILES = {"unet": "config.json", "vae": "config.json", "text_encoder": "config.json",
-                 "scheduler": "scheduler_config.json"}
 
 
 def read_tensor_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -75,17 +72,21 @@ def write_tensor_file(tensors: Mapping[str, torch.Tensor], path: Path, metadata:
 
 def read_diffusers_folder(folder: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, torch.Tensor], dict[str, str]]:
     """Module state dicts of unet/vae/text_encoder, plus LDM extras and metadata we stored beside them."""
-    states = {}
-    for part, names in _WEIGHT_FILES.items():
-        file = next((folder / part / n for n in names if (folder / part / n).is_file()), None)
-        if file is None:
-            raise UserError(f"{folder}: no weights for `{part}` (looked for {', '.join(names)} in {part}/). "
-                            f"Sharded or hub-only folders are not supported; save the model as one file first.")
-        states[part] = read_tensor_file(file)[0]
+    states = {part: read_tensor_file(weights_file(folder / part, part))[0] for part in _WEIGHT_FILES}
     extras, metadata = ({}, {})
     if (folder / EXTRAS_FILE).is_file():
         extras, metadata = read_tensor_file(folder / EXTRAS_FILE)
     return states, extras, metadata
+
+
+def weights_file(folder: Path, part: str) -> Path:
+    """The weights file of one diffusers component folder (safetensors first, then fp16, then pickles)."""
+    names = _WEIGHT_FILES[part]
+    found = next((folder / n for n in names if (folder / n).is_file()), None)
+    if found is None:
+        raise UserError(f"{folder}: no {part} weights (looked for {', '.join(names)}). Sharded or hub-only "
+                        f"folders are not supported; save the model as one file first.")
+    return found
 
 
 def write_diffusers_folder(folder: Path, configs: Mapping[str, dict], states: Mapping[str, Mapping[str, torch.Tensor]],
@@ -95,27 +96,15 @@ def write_diffusers_folder(folder: Path, configs: Mapping[str, dict], states: Ma
 
     from ..text.tokenizer import save_tokenizer
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as build:
         for part, config in configs.items():
             (build / part).mkdir()
-            (build / part / _CONFIG_FILES[part]).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+            (build / CONFIG_FILES[part]).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         for part, state in states.items():
             save_file({k: v.contiguous() for k, v in state.items()}, str(build / part / _WEIGHT_FILES[part][0]))
         save_file({k: v.contiguous() for k, v in extras.items()}, str(build / EXTRAS_FILE), metadata=dict(metadata))
         save_tokenizer(family, build / "tokenizer")
         (build / "model_index.json").write_text(json.dumps(_model_index(configs), indent=2) + "\n", encoding="utf-8")
-        old = folder.with_name(folder.name + ".old") if folder.exists() else None
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-        build.rename(folder)
-        if old:
-            shutil.rmtree(old)
-    finally:
-        if build.exists():
-            shutil.rmtree(build)
 
 
 def _model_index(configs: Mapping[str, dict]) -> dict:

@@ -12,10 +12,11 @@ from typing import Mapping
 from ..errors import UserError
 from .model_config import ModelConfig, shipped_configs
 from .text_keys import SD1_PREFIX, SD2_PREFIX
+from .unet_keys import PREFIX as UNET_PREFIX
+from .vae_keys import PREFIX as VAE_PREFIX
 
-UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
-CROSS_ATTN = "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
-VAE_PREFIX = "first_stage_model."
+UNET_IN = UNET_PREFIX + "input_blocks.0.0.weight"
+CROSS_ATTN = UNET_PREFIX + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
 
 
 def fingerprint(shapes: Mapping[str, tuple[int, ...]], source: str) -> tuple:
@@ -26,7 +27,7 @@ def fingerprint(shapes: Mapping[str, tuple[int, ...]], source: str) -> tuple:
                if not ok]
     if missing:
         hint = ""
-        if not has("model.diffusion_model.") and has("encoder.") and has("decoder."):
+        if not has(UNET_PREFIX) and has("encoder.") and has("decoder."):
             hint = " It looks like a VAE file: pass it as the VAE option instead."
         elif any(k.startswith(("lora_", "lora_unet", "lora_te")) for k in shapes):
             hint = " It looks like a LoRA file, not a full checkpoint."

@@ -11,9 +11,10 @@ both directions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import TYPE_CHECKING, Literal, Mapping
 
-import torch
+if TYPE_CHECKING:  # torch only where tensors move, so detection and key listing stay light
+    import torch
 
 Kind = Literal["same", "conv1x1", "qkv"]
 
@@ -25,9 +26,9 @@ class KeyRule:
     kind: Kind = "same"
 
 
-def to_module(ldm: Mapping[str, torch.Tensor], rules: list[KeyRule]) -> dict[str, torch.Tensor]:
+def to_module(ldm: Mapping[str, "torch.Tensor"], rules: list[KeyRule]) -> dict[str, "torch.Tensor"]:
     """LDM tensors -> module state dict. Every rule's LDM key must be present (checked by the caller)."""
-    out: dict[str, torch.Tensor] = {}
+    out: dict[str, "torch.Tensor"] = {}
     for rule in rules:
         tensor = ldm[rule.ldm]
         if rule.kind == "same":
@@ -41,9 +42,9 @@ def to_module(ldm: Mapping[str, torch.Tensor], rules: list[KeyRule]) -> dict[str
     return out
 
 
-def to_ldm(module_state: Mapping[str, torch.Tensor], rules: list[KeyRule]) -> dict[str, torch.Tensor]:
+def to_ldm(module_state: Mapping[str, "torch.Tensor"], rules: list[KeyRule]) -> dict[str, "torch.Tensor"]:
     """Module state dict -> LDM tensors (the inverse of `to_module`)."""
-    out: dict[str, torch.Tensor] = {}
+    out: dict[str, "torch.Tensor"] = {}
     for rule in rules:
         if rule.kind == "same":
             out[rule.ldm] = module_state[rule.module[0]]
@@ -51,6 +52,7 @@ def to_ldm(module_state: Mapping[str, torch.Tensor], rules: list[KeyRule]) -> di
             tensor = module_state[rule.module[0]]
             out[rule.ldm] = tensor.reshape(*tensor.shape, 1, 1) if tensor.ndim == 2 else tensor
         else:
+            import torch
             out[rule.ldm] = torch.cat([module_state[name] for name in rule.module], dim=0)
     return out
 

@@ -16,6 +16,8 @@ from ..errors import UserError
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs" / "models"
 PARTS = ("unet", "vae", "text_encoder")
+CONFIG_FILES = {"unet": "unet/config.json", "vae": "vae/config.json", "text_encoder": "text_encoder/config.json",
+                "scheduler": "scheduler/scheduler_config.json"}
 
 
 @dataclass(frozen=True)
@@ -50,14 +52,9 @@ class ModelConfig:
     @classmethod
     def from_folder(cls, folder: str | Path, name: str | None = None) -> "ModelConfig":
         folder = Path(folder)
-        files = {
-            "unet": folder / "unet" / "config.json",
-            "vae": folder / "vae" / "config.json",
-            "text_encoder": folder / "text_encoder" / "config.json",
-            "scheduler": folder / "scheduler" / "scheduler_config.json",
-        }
         loaded = {}
-        for part, path in files.items():
+        for part, relative in CONFIG_FILES.items():
+            path = folder / relative
             if not path.is_file():
                 raise UserError(f"{folder}: not a model config folder, {path.relative_to(folder)} is missing "
                                 f"(expected unet/, vae/, text_encoder/ and scheduler/ configs).")

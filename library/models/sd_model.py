@@ -11,6 +11,7 @@ schedule buffers, SD2's last OpenCLIP block, ...) ride along in `extras` and are
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -18,7 +19,7 @@ from typing import Mapping
 import torch
 
 from ..errors import UserError
-from .checkpoint_files import (SINGLE_FILE_SUFFIXES, read_diffusers_folder, read_tensor_file,
+from .checkpoint_files import (SINGLE_FILE_SUFFIXES, read_diffusers_folder, read_tensor_file, weights_file,
                                write_diffusers_folder, write_tensor_file)
 from .detect import detect_config, prediction_from_metadata
 from .keymap import KeyRule, expected_ldm_shapes, to_ldm, to_module
@@ -83,10 +84,8 @@ def load_model(path: str | Path, *, v_parameterization: bool | None = None, vae:
     path = Path(path)
     if path.is_dir():
         model = _load_diffusers(path, v_parameterization, model_config, dtype)
-    elif path.suffix.lower() in SINGLE_FILE_SUFFIXES or path.is_file():
-        model = _load_single_file(path, v_parameterization, model_config, dtype)
     else:
-        raise UserError(f"{path}: no such file or folder.")
+        model = _load_single_file(path, v_parameterization, model_config, dtype)
     if vae is not None:
         replace_vae(model, vae, dtype)
     return model
@@ -122,6 +121,7 @@ def _load_diffusers(folder: Path, v_param: bool | None, model_config, dtype) -> 
             wants_prefix = next(iter(modules[part].state_dict())).startswith("text_model.")
             state = {k if wants_prefix else strip_text_model(k): v for k, v in state.items()
                      if not k.endswith("position_ids")}
+        state = modernize_attention_keys(state)
         _check_module_state(state, modules[part], part, folder)
         _assign(modules[part], state, dtype)
     return SDModel(config, **modules, extras=extras, metadata=metadata, source=folder)
@@ -155,6 +155,21 @@ def _check_ldm(shapes: Mapping[str, tuple], rules: list[KeyRule], module, part: 
                         f"{list(got)} but the `{config.name}` config expects {list(want)}.")
 
 
+_OLD_ATTENTION = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
+
+
+def modernize_attention_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """diffusers before 0.14 named the VAE mid-block attention query/key/value/proj_attn; diffusers still
+    renames them on load, so folders and VAE files saved back then keep working here too."""
+    def rename(key: str) -> str:
+        head, _, tail = key.rpartition(".attentions.0.")
+        if not head:
+            return key
+        part, _, param = tail.partition(".")
+        return f"{head}.attentions.0.{_OLD_ATTENTION.get(part, part)}.{param}"
+    return {rename(k): v for k, v in state.items()}
+
+
 def _check_module_state(state: Mapping[str, torch.Tensor], module, part: str, source: Path) -> None:
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     missing = [k for k in expected if k not in state]
@@ -175,8 +190,10 @@ def _assign(module: torch.nn.Module, state: Mapping[str, torch.Tensor], dtype: t
 def replace_vae(model: SDModel, path: str | Path, dtype: torch.dtype | None = torch.float32) -> None:
     """Swap in an external VAE (`.vae.pt`, `.vae.safetensors`, a diffusers VAE file, a full checkpoint)."""
     path = Path(path)
+    if path.is_dir():  # a diffusers VAE folder, or a pipeline folder holding vae/
+        path = weights_file(path / "vae" if (path / "vae").is_dir() else path, "vae")
     tensors, _ = read_tensor_file(path)
-    tensors = {k: v for k, v in tensors.items() if not k.startswith(("loss.", "model_ema."))}
+    tensors = modernize_attention_keys({k: v for k, v in tensors.items() if not k.startswith(("loss.", "model_ema."))})
     module_keys = set(model.vae.state_dict())
     if module_keys <= set(tensors):  # already diffusers names
         state = {k: tensors[k] for k in module_keys}
@@ -192,12 +209,17 @@ def replace_vae(model: SDModel, path: str | Path, dtype: torch.dtype | None = to
 
 def save_model(model: SDModel, path: str | Path, *, precision: str | None = None,
                metadata: Mapping[str, str] | None = None) -> Path:
-    """Write `path`: `.safetensors`/`.ckpt` in LDM layout, anything else as a diffusers folder.
+    """Write `path`: `.safetensors`/`.ckpt` in LDM layout; a name without extension as a diffusers folder.
 
     `precision` casts floating tensors (float/fp16/bf16); None keeps each tensor's dtype. `metadata`
     replaces the model's own (safetensors and diffusers folders only; .ckpt has no metadata).
     """
     path = Path(path)
+    if path.suffix and path.suffix.lower() not in SINGLE_FILE_SUFFIXES and not path.is_dir():
+        close = difflib.get_close_matches(path.suffix.lower(), SINGLE_FILE_SUFFIXES, n=1)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        raise UserError(f"{path}: unknown model file type `{path.suffix}`.{hint} Use .safetensors (recommended) "
+                        f"or .ckpt, or a name without an extension for a diffusers folder.")
     if precision is not None and precision not in PRECISIONS:
         raise UserError(f"save precision `{precision}` is not one of {', '.join(PRECISIONS)}.")
     cast = PRECISIONS.get(precision)
