@@ -71,8 +71,10 @@ def test_command_line_optimizer_type_wins_over_legacy_flag_in_file(args_file):
     assert train.optimizer.optimizer_type == "Lion"
 
 
-def test_dataset_config_given_in_the_file_and_replaced_on_the_command_line(tmp_path):
+def test_dataset_config_given_in_the_file_and_replaced_on_the_command_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     for name, folder in (("one.toml", "first"), ("two.toml", "second")):
+        (tmp_path / folder).mkdir()
         (tmp_path / name).write_text(f"[[datasets]]\nresolution = 512\n[[datasets.subsets]]\nimage_dir = '{folder}'\n")
     (tmp_path / "args.toml").write_text(f"dataset_config = '{tmp_path / 'one.toml'}'\n")
     from_file = load_train_config(["--config_file", str(tmp_path / "args.toml")])
@@ -82,7 +84,9 @@ def test_dataset_config_given_in_the_file_and_replaced_on_the_command_line(tmp_p
     assert overridden.datasets.subsets[0].image_dir == "second"
 
 
-def test_command_line_args_are_the_fallback_of_the_dataset_config(tmp_path):
+def test_command_line_args_are_the_fallback_of_the_dataset_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
     (tmp_path / "d.toml").write_text("[[datasets]]\nresolution = 512\n[[datasets.subsets]]\nimage_dir = 'a'\n")
     (tmp_path / "args.toml").write_text(f"dataset_config = '{tmp_path / 'd.toml'}'\ntrain_batch_size = 2\n")
     loaded = load_train_config(["--config_file", str(tmp_path / "args.toml"), "--train_batch_size", "8"])

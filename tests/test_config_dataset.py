@@ -17,8 +17,27 @@ def _load(tmp_path: Path, dataset: str, *argv: str, name: str = "data.toml"):
     return load_train_config(["--dataset_config", str(path), *argv])
 
 
-def test_fallback_chain_subset_dataset_general_args_default(tmp_path):
-    loaded = _load(tmp_path, """\
+def _make(root: Path, *paths: str) -> None:
+    """Create the folders (and the .json/.jsonl files) a dataset config names."""
+    for name in paths:
+        target = root / name
+        if target.suffix in (".json", ".jsonl"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("{}")
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """Run in tmp_path, as a user runs from the folder of their data (relative paths are read from there)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_fallback_chain_subset_dataset_general_args_default(here):
+    _make(here, "img/a", "img/b")
+    loaded = _load(here, """\
         [general]
         keep_tokens = 1
         caption_extension = ".txt"
@@ -47,16 +66,18 @@ def test_fallback_chain_subset_dataset_general_args_default(tmp_path):
     assert a.origin.line == 10 and dataset.origin.line == 6  # kept for later messages (image_dir not found ...)
 
 
-def test_args_default_reaches_subsets_like_kohya(tmp_path):
+def test_args_default_reaches_subsets_like_kohya(here):
     """kohya's argparse defaults are values too: caption_extension falls back to .caption, not None."""
-    loaded = _load(tmp_path, "[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'a'\n", "--resolution", "512")
+    _make(here, "a")
+    loaded = _load(here, "[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'a'\n", "--resolution", "512")
     (subset,) = loaded.datasets.subsets
     assert subset.caption_extension == ".caption" and subset.caption_separator == ","
     assert loaded.datasets.datasets[0].resolution == (512, 512)  # from the args, as "512"
 
 
-def test_fine_tuning_dataset_and_dreambooth_dataset_in_one_file(tmp_path):
-    loaded = _load(tmp_path, """\
+def test_fine_tuning_dataset_and_dreambooth_dataset_in_one_file(here):
+    _make(here, "ft/images", "ft/meta.json", "ft/more.json", "db/10_sks")
+    loaded = _load(here, """\
         [general]
         resolution = 512
         class_tokens = "only for DreamBooth subsets"
@@ -84,8 +105,9 @@ def test_fine_tuning_dataset_and_dreambooth_dataset_in_one_file(tmp_path):
     assert db.subsets[0].num_repeats == 10
 
 
-def test_strict_types_accept_what_kohya_accepts(tmp_path):
-    loaded = _load(tmp_path, """\
+def test_strict_types_accept_what_kohya_accepts(here):
+    _make(here, "a")
+    loaded = _load(here, """\
         [general]
         validation_split = 0
         caption_dropout_rate = 0
@@ -105,9 +127,10 @@ def test_strict_types_accept_what_kohya_accepts(tmp_path):
     assert subset.conditioning_data_dir == "a_masks"
 
 
-def test_json_dataset_config(tmp_path):
+def test_json_dataset_config(here):
+    _make(here, "a")
     data = {"general": {"resolution": [512, 512]}, "datasets": [{"subsets": [{"image_dir": "a", "num_repeats": 2}]}]}
-    loaded = _load(tmp_path, json.dumps(data), name="data.json")
+    loaded = _load(here, json.dumps(data), name="data.json")
     assert loaded.datasets.subsets[0].num_repeats == 2 and loaded.datasets.source.endswith("data.json")
 
 
@@ -121,6 +144,7 @@ def test_dataset_config_from_the_args_file_is_found_next_to_it(tmp_path, monkeyp
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "data.toml").write_text("[[datasets]]\nresolution = 512\n[[datasets.subsets]]\nimage_dir='a'\n")
     (tmp_path / "cfg" / "args.toml").write_text('dataset_config = "data.toml"\n')
+    (tmp_path / "a").mkdir()
     monkeypatch.chdir(tmp_path)
     loaded = load_train_config(["--config_file", "cfg/args"])  # .toml is appended, as in kohya
     assert loaded.datasets.subsets[0].image_dir == "a"
@@ -177,7 +201,8 @@ def test_folder_mode_missing_folder(tmp_path):
         load_train_config(["--train_data_dir", str(tmp_path / "nope"), "--resolution", "512"])
 
 
-def test_fine_tuning_folder_mode_with_in_json(tmp_path):
+def test_fine_tuning_folder_mode_with_in_json(here):
+    _make(here, "ft", "meta_lat.json")
     loaded = load_train_config(["--train_data_dir", "ft", "--in_json", "meta_lat.json", "--dataset_repeats", "2",
                                 "--resolution", "512"])
     (dataset,) = loaded.datasets.datasets
@@ -188,3 +213,107 @@ def test_fine_tuning_folder_mode_with_in_json(tmp_path):
 
 def test_no_dataset_options_means_no_datasets():
     assert load_train_config([]).datasets is None
+
+
+def test_missing_image_dir_and_metadata_file_are_problems_at_their_lines(here):
+    _make(here, "img/10_sks girl")
+    with pytest.raises(ConfigError) as caught:
+        _load(here, """\
+            [[datasets]]
+              [[datasets.subsets]]
+              image_dir = "img/10_sks gril"
+            [[datasets]]
+              [[datasets.subsets]]
+              metadata_file = "meta.json"
+            """)
+    data = here / "data.toml"
+    assert [str(p) for p in caught.value.problems] == [
+        f'{data}:3: key `image_dir`: folder not found: img/10_sks gril (a relative path is looked up in the working '
+        f'directory {here} and next to data.toml). Did you mean "img/10_sks girl"?',
+        f"{data}:6: key `metadata_file`: file not found: meta.json (a relative path is looked up in the working "
+        f"directory {here} and next to data.toml)",
+        f"{data}:1: no `resolution` for this dataset: set it in [general], in the [[datasets]] entry or as "
+        "`resolution` in the args file (e.g. 512)",  # reported together with the paths
+        f"{data}:4: no `resolution` for this dataset: set it in [general], in the [[datasets]] entry or as "
+        "`resolution` in the args file (e.g. 512)"]
+
+
+def test_image_dir_that_is_a_file(here):
+    _make(here, "meta.json")
+    with pytest.raises(ConfigError, match=r"data.toml:4: key `image_dir`: not a folder: meta.json is a file"):
+        _load(here, "[[datasets]]\nresolution = 512\n[[datasets.subsets]]\nimage_dir = 'meta.json'\n")
+
+
+def test_image_dir_is_found_next_to_the_dataset_config(tmp_path):
+    _make(tmp_path, "data/img", "data/meta.json")
+    (tmp_path / "data" / "d.toml").write_text("[[datasets]]\nresolution = 512\n[[datasets.subsets]]\n"
+                                              "image_dir = 'img'\nmetadata_file = 'meta.json'\n")
+    loaded = load_train_config(["--dataset_config", str(tmp_path / "data" / "d.toml")])
+    (subset,) = loaded.datasets.subsets
+    assert (subset.image_dir, subset.metadata_file) == (str(tmp_path / "data/img"), str(tmp_path / "data/meta.json"))
+    assert loaded.notes == [f"{tmp_path / 'data/d.toml'}:4: note: `image_dir` \"img\" read from next to the dataset "
+                            f"config: {tmp_path / 'data/img'}",
+                            f"{tmp_path / 'data/d.toml'}:5: note: `metadata_file` \"meta.json\" read from next to the "
+                            f"dataset config: {tmp_path / 'data/meta.json'}"]
+
+
+def test_folder_mode_in_json_and_its_image_folder_must_exist(here):
+    args = here / "a.toml"
+    args.write_text("resolution = 512\nin_json = 'meta.json'\ntrain_data_dir = 'ft'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_train_config(["--config_file", str(args)])
+    assert [str(p).split(" (")[0] for p in caught.value.problems] == [
+        f"{args}:2: key `in_json`: file not found: meta.json", f"{args}:3: key `train_data_dir`: folder not found: ft"]
+
+
+def test_num_repeats_zero_skips_the_subset_like_kohya(here):
+    _make(here, "a", "b")
+    loaded = _load(here, """\
+        [[datasets]]
+        resolution = 512
+          [[datasets.subsets]]
+          image_dir = "a"
+          num_repeats = 0
+          [[datasets.subsets]]
+          image_dir = "b"
+          [[datasets.subsets]]
+          image_dir = "not checked: skipped"
+          num_repeats = 0
+        """)
+    assert [s.image_dir for s in loaded.datasets.subsets] == ["b"]
+    assert loaded.notes == [f'{here / "data.toml"}:3: note: subset "a" has num_repeats = 0: skipped, as kohya does',
+                            f'{here / "data.toml"}:8: note: subset "not checked: skipped" has num_repeats = 0: '
+                            "skipped, as kohya does"]
+
+
+def test_describe_datasets_shows_fine_tuning_subsets(here):
+    from library.data.listing import describe_datasets
+
+    _make(here, "img", "db")
+    (here / "meta.json").write_text(json.dumps({"img/1.png": {"caption": "a"}, "img/2.png": {"caption": "b"}}))
+    (here / "more.jsonl").write_text('{"image": "1.png"}\n\n{"image": "2.png"}\n{"image": "3.png"}\n')
+    (here / "broken.json").write_text("{")
+    (here / "db" / "1.png").write_bytes(b"")
+    loaded = _load(here, """\
+        [general]
+        resolution = 512
+        [[datasets]]
+          [[datasets.subsets]]
+          metadata_file = "meta.json"
+          image_dir = "img"
+          num_repeats = 3
+          [[datasets.subsets]]
+          metadata_file = "more.jsonl"
+          [[datasets.subsets]]
+          metadata_file = "broken.json"
+        [[datasets]]
+          [[datasets.subsets]]
+          image_dir = "db"
+        """)
+    lines = describe_datasets(loaded.datasets)
+    assert lines[1:5] == ["  dataset 1 (fine_tuning, batch 1, resolution 512x512)",
+                          "    meta.json: fine-tuning x3, 2 entries, images in img",
+                          "    more.jsonl: fine-tuning x1, 3 entries, image paths from the metadata",
+                          "    broken.json: fine-tuning x1, metadata unreadable (Expecting property name enclosed in "
+                          "double quotes: line 1 column 2 (char 1)), image paths from the metadata"]
+    assert lines[6] == "    db: train, 1 images x1, 0 with .caption captions"

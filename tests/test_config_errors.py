@@ -6,11 +6,13 @@ to fix it without opening the docs.
 
 from __future__ import annotations
 
+import os
 from textwrap import dedent
 
 import pytest
 
-from library.config import ConfigError, load_train_config
+from library.config import ConfigError, Problem, load_train_config
+from library.config.errors import CLI, Where
 from library.errors import UserError
 
 
@@ -85,7 +87,7 @@ ARGS_FILE_CASES = {
          "Write 'D:\\train\\new' (single quotes) or \"D:/train/new\" (forward slashes)"]),
     "ambiguous float warmup": (
         "lr_warmup_steps = 1.5\n",
-        ["key `lr_warmup_steps`: expected a step count (integer, e.g. 100) or a fraction of all steps below 1"]),
+        ["key `lr_warmup_steps`: expected a step count (integer, e.g. 100) or a fraction of all steps from 0 to 1"]),
     "resolution that is not a size": (
         "resolution = \"512x\"\n",
         ["key `resolution`: expected \"512\" or \"768,512\""]),
@@ -93,6 +95,18 @@ ARGS_FILE_CASES = {
         "[additional_network_arguments]\nnetwork_module = \"networks.lora\"\nnetwork_dim = 32\n",
         ["my.toml:2: `network_module` is a LoRA option", "my.toml:3: `network_dim` is a LoRA option",
          "This trainer fine-tunes the whole model and has no LoRA"]),
+    "LoRA keys that configure a network are refused even when empty": (
+        "network_args = []\nnetwork_weights = \"\"\n",
+        ["my.toml:1: `network_args` is a LoRA option", "my.toml:2: `network_weights` is a LoRA option"]),
+    "nan and inf, which TOML can write": (
+        "learning_rate = nan\nmax_grad_norm = inf\nmax_train_steps = -inf\nlr_warmup_steps = nan\n",
+        ["my.toml:1: key `learning_rate`: expected a finite number, got the number nan: no option takes nan or inf",
+         "my.toml:2: key `max_grad_norm`: expected a finite number, got the number inf",
+         "my.toml:3: key `max_train_steps`: expected a finite number, got the number -inf",
+         "my.toml:4: key `lr_warmup_steps`: expected a finite number"]),
+    "an infinite number inside optimizer_args": (
+        "optimizer_args = [\"weight_decay=1e999\"]\n",
+        ["my.toml:1: key `optimizer_args`: in \"weight_decay=1e999\" the number is not finite"]),
     "LoRA learning rates point at the full fine-tuning ones": (
         "unet_lr = 1e-4\n",
         ["`unet_lr` is a LoRA option", "set `learning_rate` (U-Net) and `learning_rate_te` (text encoder)"]),
@@ -148,7 +162,7 @@ SYNTAX_CASES = {
                                     ["my.toml:1:", "write Windows paths in 'single quotes'"]),
     "duplicate key (tomllib gives no line; we find it)": (
         "seed = 1\nlearning_rate = 1e-6\nseed = 2", ["my.toml:3: TOML syntax error: Cannot overwrite a value.",
-                                                     "A key or table is given twice"]),
+                                                     "A key or table is given twice; keep one.\n"]),
     "YAML-style colon": ("learning_rate: 1e-6\n", ["my.toml:1:14:", "TOML writes `key = value`, not `key: value`."]),
     "comma list without brackets": ("resolution = 512,512\n", ["my.toml:1:", "a list needs brackets: [512,512]"]),
     "unterminated array": ("seed = 1\noptimizer_args = [\"a=1\",\n\n",
@@ -189,10 +203,19 @@ DATASET_CASES = {
     "single-bracket [datasets.subsets]": (
         "[[datasets]]\nresolution = 512\n[datasets.subsets]\nimage_dir = \"a\"\n",
         ["data.toml:3: write [[datasets.subsets]] with double brackets"]),
-    "GUI [settings] table (an args file given as --dataset_config)": (
-        "[settings]\nlearning_rate = 1e-6\nmax_train_steps = 100\n",
+    "args file with a [[datasets]] entry: its table gets the args-file hint": (
+        "[settings]\nlearning_rate = 1e-6\nmax_train_steps = 100\n" + ONE_DATASET,
         ["data.toml:1: unknown table [settings]: a dataset config holds only [general] and [[datasets]]",
-         "This looks like an args file: pass it with --config_file.", "no [[datasets]]"]),
+         "This looks like an args file: pass it with --config_file."]),
+    "duplicate key in a dataset config: the hint names [[datasets]]": (
+        "[[datasets]]\nresolution = 512\nresolution = 768\n",
+        ["data.toml:3:", "TOML syntax error", "keep one (each dataset starts with its own [[datasets]])"]),
+    "nan in a dataset config": (
+        "[general]\ncaption_dropout_rate = nan\n" + ONE_DATASET,
+        ["data.toml:2: key `caption_dropout_rate`: expected a finite number, got the number nan"]),
+    "every subset skipped by num_repeats = 0": (
+        "[general]\nnum_repeats = 0\n" + ONE_DATASET,
+        ["data.toml:3: every subset of this dataset has num_repeats = 0, so it has no images"]),
     "resolution as a string": (
         "[[datasets]]\nresolution = \"512,512\"\n[[datasets.subsets]]\nimage_dir = \"a\"\n",
         ["data.toml:2: key `resolution`: expected 512 or [768, 512] (width, height) without quotes",
@@ -235,9 +258,9 @@ DATASET_CASES = {
     "no resolution anywhere": (
         "[[datasets]]\n[[datasets.subsets]]\nimage_dir = \"a\"\n",
         ["data.toml:1: no `resolution` for this dataset"]),
-    "num_repeats below 1": (
-        "[[datasets]]\nresolution = 512\n[[datasets.subsets]]\nimage_dir = \"a\"\nnum_repeats = 0\n",
-        ["data.toml:5: key `num_repeats`: must be at least 1, got 0"]),
+    "negative num_repeats": (
+        "[[datasets]]\nresolution = 512\n[[datasets.subsets]]\nimage_dir = \"a\"\nnum_repeats = -1\n",
+        ["data.toml:5: key `num_repeats`: must be at least 0, got -1"]),
     "cache_latents (args) with random_crop in a subset": (
         "[[datasets]]\nresolution = 512\n[[datasets.subsets]]\nimage_dir = \"a\"\nrandom_crop = true\n",
         ["data.toml:3: `cache_latents` cannot be combined with `random_crop`", "(subsets: a)"]),
@@ -287,8 +310,14 @@ def test_json_syntax_error_has_line_and_column(tmp_path):
     assert "data.json:3:1: JSON syntax error" in message
 
 
-def test_config_error_is_a_user_error():
-    assert issubclass(ConfigError, UserError)
+def test_config_error_lists_every_problem_in_order_with_its_place():
+    problems = [Problem(Where("my.toml", 3), "first"), Problem(Where("data.toml", 7, 2), "second"),
+                Problem(CLI, "third")]
+    error = ConfigError(problems)
+    assert isinstance(error, UserError) and error.problems == problems
+    assert str(error) == ("3 problems in the training config:\nmy.toml:3: first\ndata.toml:7:2: second\n"
+                          "command line: third")
+    assert str(ConfigError(problems[:1])) == "my.toml:3: first"  # one problem: no count line
 
 
 def test_missing_dataset_config_names_where_it_was_set(tmp_path):
@@ -307,3 +336,57 @@ def test_gui_settings_json_given_as_args_file(tmp_path):
     message = _errors(tmp_path, argv=("--config_file", str(tmp_path / "my_lora.json")))
     assert "my_lora.json: --config_file takes a TOML args file" in message
     assert "use the config_*.toml the GUI writes into the output folder" in message
+
+
+@pytest.mark.parametrize("text, holds", [("[1, 2]", "a list"), ('"x"', "a string"), ("null", "null")])
+def test_json_dataset_config_must_be_an_object(tmp_path, text, holds):
+    (tmp_path / "data.json").write_text(text)
+    message = _errors(tmp_path, argv=("--dataset_config", str(tmp_path / "data.json")))
+    assert message == (f"{tmp_path / 'data.json'}: the top level must be a JSON object with `general`/`datasets`, "
+                       f'like {{"general": {{...}}, "datasets": [{{"subsets": [...]}}]}}; this file holds {holds}')
+
+
+def test_unknown_flag_swallows_its_value():
+    with pytest.raises(ConfigError) as caught:
+        load_train_config(["--learnig_rate", "1e-6", "--optimizer_argz", "a=1", "b=2", "--seed", "-1"])
+    assert [p.message for p in caught.value.problems] == [
+        "unknown option `--learnig_rate`. Did you mean `--learning_rate`?",
+        "unknown option `--optimizer_argz`. Did you mean `--optimizer_args`?"]
+
+
+def test_stray_value_after_a_known_flag_is_still_reported():
+    with pytest.raises(ConfigError) as caught:
+        load_train_config(["--learnig_rate", "1e-6", "--xformers", "true"])
+    assert [p.message.split(":")[0] for p in caught.value.problems] == [
+        "unknown option `--learnig_rate`. Did you mean `--learning_rate`?", "unexpected value `true`"]
+
+
+def test_gui_key_is_a_note_in_a_file_but_an_unknown_flag_on_the_command_line(tmp_path):
+    message = _errors(tmp_path, args="train_inpainting = false\n", argv=("--train_inpainting",))
+    assert message == "command line: unknown option `--train_inpainting` (see --help)"
+
+
+def test_flat_args_file_given_as_dataset_config_is_one_problem(tmp_path):
+    message = _errors(tmp_path, dataset="""\
+        # my settings
+        learning_rate = 1e-6
+        max_train_steps = 100
+        xformers = true
+        resolution = "512,512"
+        mixed_precision = "fp16"
+        output_dir = "out"
+        """).replace(f"{tmp_path}{os.sep}", "")
+    first, *details = message.splitlines()
+    assert first == ("data.toml:2: this looks like an args file (it sets `learning_rate`, `max_train_steps`, "
+                     "`xformers`, ...), not a dataset config: pass it with --config_file. Read as a dataset config "
+                     "it has 7 problems:")
+    assert details[0].startswith("    data.toml:2: `learning_rate` is an args option") and len(details) == 4
+    assert details[-1] == "    ... and 4 more"
+
+
+def test_sectioned_args_file_given_as_dataset_config_is_one_problem(tmp_path):
+    message = _errors(tmp_path, dataset="[settings]\nlearning_rate = 1e-6\nmax_train_steps = 100\n")
+    message = message.replace(f"{tmp_path}{os.sep}", "")
+    assert message.startswith("data.toml:2: this looks like an args file (it sets `learning_rate`, "
+                              "`max_train_steps`), not a dataset config: pass it with --config_file.")
+    assert "problems in the training config" not in message

@@ -62,15 +62,19 @@ def _sample(name: str):
     opt = OPTIONS[name]
     by_converter = {"to_path": "some/path", "to_str": "x", "to_int": 1, "to_float": 0.1, "to_bool": True,
                     "to_resolution": "512,512", "to_float_pair": "2.0,4.0", "to_extension": ".txt",
-                    "to_kwargs": ["a=1"]}
+                    "to_kwargs": ["a=1"], "to_int_or_off": 6}
     if name == "max_timestep":  # must stay above min_timestep
         return 1000
     return opt.choices[0] if opt.choices else by_converter[opt.convert.__name__]
 
 
-def test_option_table_holds_exactly_the_kohya_options():
+OUR_OPTION_NAMES = ["progress_jsonl", "progress_stdout", "strict_data"]
+
+
+def test_option_table_holds_the_kohya_options_and_our_own():
     assert len(KOHYA_OPTION_NAMES) == 173
-    assert set(OPTIONS) == set(KOHYA_OPTION_NAMES)
+    assert set(OPTIONS) == set(KOHYA_OPTION_NAMES) | set(OUR_OPTION_NAMES)
+    assert all(OPTIONS[name].section == "certain_arguments" for name in OUR_OPTION_NAMES)
 
 
 @pytest.mark.parametrize("name", KOHYA_OPTION_NAMES)
@@ -83,6 +87,7 @@ def test_every_kohya_key_is_accepted_in_an_args_file(tmp_path, name):
 
 def test_a_file_setting_every_option_loads(tmp_path):
     """All keys at once (flags at their defaults, so no cross-check fires), as a full GUI export would."""
+    (tmp_path / "a").mkdir()  # found next to the dataset config
     dataset = _write(tmp_path / "data.toml", "[[datasets]]\nresolution = 512\n[[datasets.subsets]]\nimage_dir = 'a'\n")
     lines = []
     for name, opt in OPTIONS.items():
@@ -233,7 +238,9 @@ LENIENT = {
     "resolution": [("512", (512, 512)), ("768,512", (768, 512)), (" 768, 512 ", (768, 512)), (512, (512, 512)),
                    ([768, 512], (768, 512)), ([640], (640, 640))],
     "face_crop_aug_range": [("2.0,4.0", (2.0, 4.0)), ([2, 4], (2.0, 4.0))],
-    "lr_warmup_steps": [(100, 100), (0.1, 0.1), ("10%", 0.1), ("250", 250), (300.0, 300)],
+    "lr_warmup_steps": [(100, 100), (0.1, 0.1), ("10%", 0.1), ("250", 250), (300.0, 300),
+                        (1.0, 1.0), ("100%", 1.0), (0.0, 0.0)],  # a float is a fraction: 1.0 = the whole run
+    "multires_noise_iterations": [(0, None), (6, 6)],  # 0 means off in kohya
     "learning_rate": [("1e-6", 1e-6), (1, 1.0)],
     "max_train_steps": [("1600", 1600), (2000.0, 2000)],
     "xformers": [(1, True), (0, False), ("false", False), ("True", True)],
@@ -253,12 +260,16 @@ def test_args_values_are_read_the_way_they_were_meant(name, raw, expected):
     assert value == expected and type(value) is type(expected)
 
 
-@pytest.mark.parametrize("name, raw", [("lr_warmup_steps", 1.0), ("lr_warmup_steps", -5), ("xformers", 2),
+@pytest.mark.parametrize("name, raw", [("lr_warmup_steps", 1.5), ("lr_warmup_steps", -5), ("xformers", 2),
                                        ("max_train_steps", 10.5), ("learning_rate", "fast"),
                                        ("learning_rate", "nan"), ("resolution", [0, 512]),
                                        ("resolution", [512, 512, 512]), ("face_crop_aug_range", "4.0,2.0"),
                                        ("optimizer_args", ["x=1", "x=2"]), ("optimizer_args", [1]),
-                                       ("train_batch_size", 0), ("caption_dropout_rate", 1.5)])
+                                       ("train_batch_size", 0), ("caption_dropout_rate", 1.5),
+                                       ("learning_rate", float("nan")), ("max_grad_norm", float("inf")),
+                                       ("max_train_steps", float("inf")), ("lr_warmup_steps", float("inf")),
+                                       ("lr_warmup_steps", "nan%"), ("face_crop_aug_range", [1.0, float("inf")]),
+                                       ("optimizer_args", ["eps=1e999"]), ("seed", "-inf")])
 def test_ambiguous_or_impossible_values_are_rejected(name, raw):
     with pytest.raises(BadValue):
         OPTIONS[name].parse(raw)
@@ -295,7 +306,9 @@ def test_train_config_flat_names_round_trip():
 
 
 def test_anime_preset_loads_with_its_dataset_config(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # the dataset config is found next to the args file
+    monkeypatch.chdir(tmp_path)  # the dataset config is found next to the args file, its folders here
+    for folder in ("train/img/10_sks girl", "train/reg/1_girl"):
+        (tmp_path / folder).mkdir(parents=True)
     loaded = load_train_config(["--config_file", str(PRESETS / "anime_full_finetune.toml")])
     assert loaded.train.model.clip_skip == 2 and loaded.train.optimizer.lr_warmup_steps == 0.05
     (dataset,) = loaded.datasets.datasets
@@ -320,3 +333,33 @@ def test_folder_mode_preset_loads_with_folders_from_the_command_line(tmp_path):
 def test_presets_have_no_unknown_keys():
     for preset in ("anime_full_finetune.toml", "dreambooth_folder_mode.toml"):
         assert read_args_file(str(PRESETS / preset)).report.problems == []
+
+
+def test_what_sd_scripts_accepts_from_a_gui_file(tmp_path):
+    """100% warmup, pyramid noise off, and the LoRA tab's neutral values that a full fine-tune can ignore."""
+    file = read_args_file(str(_write(tmp_path / "gui.toml", """\
+        lr_scheduler = "cosine"
+        lr_warmup_steps = 1.0
+        multires_noise_iterations = 0
+        no_metadata = false
+        network_multiplier = 1.0
+        training_comment = ""
+        base_weights = []
+        """)))
+    assert file.report.problems == []
+    assert file.values["lr_warmup_steps"] == 1.0 and file.values["multires_noise_iterations"] is None
+    assert file.report.notes == [
+        f"{tmp_path / 'gui.toml'}:{line}: note: `{setting}` is a LoRA option (sd-scripts' train_network.py) at a value "
+        "that changes nothing: ignored." for line, setting in [(4, "no_metadata = false"),
+                                                                (5, "network_multiplier = 1.0"),
+                                                                (6, 'training_comment = ""'), (7, "base_weights = []")]]
+
+
+def test_lora_keys_that_do_something_are_still_refused(tmp_path):
+    file = read_args_file(str(_write(tmp_path / "lora.toml", """\
+        network_multiplier = 0.8
+        no_metadata = true
+        network_alpha = 1
+        """)))
+    assert [p.where.line for p in file.report.problems] == [1, 2, 3]
+    assert all("is a LoRA option" in p.message for p in file.report.problems) and file.report.notes == []

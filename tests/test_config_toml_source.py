@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from library.config import ConfigError
 from library.config.toml_source import read_source, scan
 
 TEXT = '''\
@@ -68,3 +71,12 @@ def test_byte_order_mark_from_windows_editors_is_accepted(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes("\ufeffseed = 1\n".encode("utf-8"))
     assert read_source(path, "--config_file").data == {"seed": 1}
+
+
+def test_json_config_must_hold_an_object(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ConfigError) as caught:
+        read_source(path, "--config_file")
+    assert str(caught.value) == (f"{path}: the top level must be a JSON object, like {{\"key\": value, ...}}; "
+                                 "this file holds a list")

@@ -71,7 +71,7 @@ def read_args_file(given: str) -> ArgsFile:
 def _take(entry: _Entry, result: ArgsFile) -> None:
     report, option = result.report, OPTIONS.get(entry.key)
     if option is None:
-        verdict = explain_args_key(entry.key, entry.place)
+        verdict = explain_args_key(entry.key, entry.place, entry.value)
         if verdict.ignore_with_note:
             report.note(entry.where, verdict.message)
         else:

@@ -3,12 +3,14 @@
 Every option is a flag; true/false options get `--x` / `--no-x`, so the command line can turn off what a
 config file turned on (kohya's store_true flags cannot). Defaults are suppressed in argparse, so only the
 flags actually given override the file. Values from the command line go through the same converters as
-file values.
+file values. An unknown flag is taken out before argparse sees it, together with the values after it, so
+`--learnig_rate 1e-6` is one problem (the misspelling), not also a stray `1e-6`.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,14 @@ from typing import Any
 from .args_file import read_args_file
 from .checks import check_datasets, check_train_config
 from .dataset_config import load_dataset_config
-from .dataset_spec import DATASET_KEYS, DatasetConfig
+from .dataset_spec import DatasetConfig
 from .errors import CLI, ConfigError, Problem, Report, Where
 from .folder_mode import folder_mode_datasets
-from .suggest import did_you_mean, normalize
 from .options import Option
+from .paths import checked_path
+from .suggest import normalize
 from .train_config import OPTIONS, TrainConfig, resolve_aliases
-from .unknown_keys import LORA_KEYS, RENAMED, explain_args_key
+from .unknown_keys import explain_flag
 from .values import BadValue, show
 
 
@@ -71,9 +74,10 @@ def load_train_config(argv: list[str] | None = None) -> LoadedConfig:
     """Parse `argv` (default: sys.argv), read --config_file and the dataset config.
 
     Raises ConfigError listing every problem; returns typed values, the datasets and notes to print."""
-    namespace, extras = build_parser().parse_known_args(argv)
+    known, unknown = _split_unknown_flags(sys.argv[1:] if argv is None else list(argv))
+    namespace, extras = build_parser().parse_known_args(known)
     report = Report()
-    _unknown_arguments(extras, report)
+    _unknown_arguments(unknown + extras, report)
     values, where = _convert_cli(vars(namespace), report)
     notes: list[str] = []
     config_file = values.get("config_file")
@@ -107,19 +111,48 @@ def _convert_cli(raw: dict[str, Any], report: Report) -> tuple[dict[str, Any], d
     return values, where
 
 
-def _unknown_arguments(extras: list[str], report: Report) -> None:
-    for token in extras:
-        if not token.startswith("-"):
+def _is_flag(token: str) -> bool:
+    """`--x` or `-x`, but not a negative number (a value) and not `--` (end of options)."""
+    try:
+        float(token)
+        return False
+    except ValueError:
+        return token.startswith("-") and token != "--"
+
+
+def _known_flag(token: str) -> bool:
+    name = token.split("=", 1)[0]
+    if name in ("-h", "--help"):
+        return True
+    if name.startswith("--no-") and name[5:] in OPTIONS:
+        return OPTIONS[name[5:]].is_flag
+    return name.startswith("--") and name[2:] in OPTIONS
+
+
+def _split_unknown_flags(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(argv without unknown flags, the unknown flags); the values that follow an unknown flag are dropped with it."""
+    known: list[str] = []
+    unknown: list[str] = []
+    swallowing = False  # after an unknown flag: its values
+    for token in argv:
+        if not _is_flag(token):
+            if not swallowing:
+                known.append(token)
+            continue
+        is_known = _known_flag(token)
+        (known if is_known else unknown).append(token)
+        swallowing = not is_known and "=" not in token
+    return known, unknown
+
+
+def _unknown_arguments(tokens: list[str], report: Report) -> None:
+    """Unknown flags (their values already dropped), then values no option took."""
+    for token in tokens:
+        if _is_flag(token):
+            report.problem(CLI, explain_flag(token).message, normalize(token.split("=", 1)[0]))
+        else:
             report.problem(CLI, f"unexpected value `{token}`: true/false options take no value (write --flag or "
                                 "--no-flag); other options take theirs after a space or `=`")
-            continue
-        name = normalize(token.split("=", 1)[0])
-        if name in LORA_KEYS or name in DATASET_KEYS:
-            report.problem(CLI, explain_args_key(name, "").message, name)
-            continue
-        guess = RENAMED.get(name) or did_you_mean(name, [n for n, o in OPTIONS.items() if not o.replaced_by])
-        report.problem(CLI, f"unknown option `{token.split('=', 1)[0]}`" + (f". Did you mean `--{guess}`?"
-                                                                             if guess else " (see --help)"), name)
 
 
 def _datasets(train: TrainConfig, where: dict[str, Where], report: Report) -> DatasetConfig | None:
@@ -131,20 +164,12 @@ def _datasets(train: TrainConfig, where: dict[str, Where], report: Report) -> Da
     for name in ("train_data_dir", "reg_data_dir", "in_json"):
         if getattr(args, name) is not None:
             report.note(where[name], f"`{name}` is ignored because `dataset_config` is given")
-    path = _dataset_path(args.dataset_config, where["dataset_config"], report)
-    if not path.is_file():
-        report.problem(where["dataset_config"], f"key `dataset_config`: file not found: {path}", "dataset_config")
+    # Relative to the working directory (as kohya); else next to the args file that names it.
+    path = checked_path(args.dataset_config, "dataset_config", where["dataset_config"], folder=False,
+                        named_in="the args file", report=report)
+    if path is None:
         return None
-    datasets, notes = load_dataset_config(path, train)
-    report.notes += notes
+    datasets, found = load_dataset_config(Path(path), train)
+    report.problems += found.problems
+    report.notes += found.notes
     return datasets
-
-
-def _dataset_path(given: str, at: Where, report: Report) -> Path:
-    """Relative to the working directory (as kohya); else next to the args file that names it."""
-    path = Path(given)
-    beside = Path(at.file).parent / path
-    if not path.is_absolute() and not path.exists() and at.line is not None and beside.exists():
-        report.note(at, f"`dataset_config` {show(given)} read from next to the args file: {beside}")
-        return beside
-    return path

@@ -5,26 +5,37 @@ users: every problem of the file is reported at once with its line, and each mes
 belongs instead of "extra keys not allowed @ data['datasets'][0]". A dataset is fine-tuning when all its
 subsets have `metadata_file`, DreamBooth when none has; values fall back subset -> dataset -> [general] ->
 args value -> default (see `dataset_spec.build_dataset`).
+
+Like kohya, a subset with `num_repeats = 0` is skipped (with a note). Each `image_dir` and `metadata_file` must
+exist (relative: from the working directory, else next to the dataset config). An args file given here by
+mistake is told apart by its keys and reported as one problem instead of one per key.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .dataset_spec import (DATASET, DATASET_KEYS, DREAMBOOTH, FINE_TUNING, GENERAL, SUBSET, DatasetConfig,
-                           build_dataset)
+                           DatasetSpec, SubsetSpec, build_dataset)
 from .errors import ConfigError, Problem, Report, Where
+from .paths import checked_path
 from .toml_source import Source, read_source
 from .train_config import OPTIONS, TrainConfig
-from .unknown_keys import explain_dataset_key
-from .values import BadValue
+from .unknown_keys import GUI_IGNORED, LORA_KEYS, explain_dataset_key
+from .values import BadValue, show
 
 _TOP = "[general] and [[datasets]] (each with [[datasets.subsets]])"
+_DETAILS = 3  # problems shown under "this looks like an args file"
 
 
-def load_dataset_config(path: Path, train: TrainConfig) -> tuple[DatasetConfig, list[str]]:
-    """Validate and resolve a dataset config against the args values; raises ConfigError with every problem."""
+def load_dataset_config(path: Path, train: TrainConfig) -> tuple[DatasetConfig, Report]:
+    """Validate and resolve a dataset config against the args values.
+
+    Raises ConfigError with every problem when the file does not read as a dataset config. Problems that leave it
+    readable (a missing image folder) come back in the report, with the notes, to be raised together with the
+    checks that follow (a dataset without resolution)."""
     if path.suffix.lower() not in (".toml", ".json"):
         raise ConfigError([Problem(Where(str(path)), "a dataset config must be a .toml or .json file")])
     source = read_source(path, "--dataset_config")
@@ -40,9 +51,38 @@ def load_dataset_config(path: Path, train: TrainConfig) -> tuple[DatasetConfig, 
         if kind is None:
             continue
         origins = [source.where(*here, "subsets", j) for j in range(len(subsets))]
-        datasets.append(build_dataset(kind, [dataset, general], subsets, train, origins, source.where(*here)))
+        datasets.append((build_dataset(kind, [dataset, general], subsets, train, origins, source.where(*here)), here))
+    report.problems = _as_args_file(source, report.problems)
     report.raise_if_any()
-    return DatasetConfig(tuple(datasets), str(path)), report.notes
+    used = tuple(_used_subsets(source, built, here, report) for built, here in datasets)
+    return DatasetConfig(used, str(path)), report
+
+
+def _used_subsets(source: Source, dataset: DatasetSpec, path: tuple, report: Report) -> DatasetSpec:
+    """Drop the subsets with num_repeats = 0 (kohya skips them too); check the paths of the others."""
+    kept = []
+    for j, subset in enumerate(dataset.subsets):
+        if subset.num_repeats == 0:
+            report.note(subset.origin, f"subset {show(subset.image_dir or subset.metadata_file)} has num_repeats "
+                                       "= 0: skipped, as kohya does")
+        else:
+            kept.append(_subset_paths(source, subset, (*path, "subsets", j), report))
+    if dataset.subsets and not kept:
+        report.problem(dataset.origin, "every subset of this dataset has num_repeats = 0, so it has no images: "
+                                       "set num_repeats = 1 or more in one, or remove this [[datasets]] entry",
+                       "num_repeats")
+    return replace(dataset, subsets=tuple(kept))
+
+
+def _subset_paths(source: Source, subset: SubsetSpec, path: tuple, report: Report) -> SubsetSpec:
+    """`image_dir` must be a folder, `metadata_file` a file; a path found next to the config replaces the given one."""
+    found = {}
+    for name, folder in (("image_dir", True), ("metadata_file", False)):
+        given = getattr(subset, name)
+        if given is not None:
+            found[name] = checked_path(given, name, source.where(*path, name), folder, "the dataset config",
+                                       report) or given
+    return replace(subset, **found)
 
 
 def _datasets(source: Source, report: Report) -> list[dict[str, Any]]:
@@ -142,3 +182,31 @@ def _kind(source: Source, dataset: dict[str, Any], subsets: list[dict[str, Any]]
                 report.problem(source.where(*path, "subsets", j), "this subset has no `image_dir` (the folder of "
                                                                   "its images; required for DreamBooth subsets)")
     return kind
+
+
+def _as_args_file(source: Source, problems: list[Problem]) -> list[Problem]:
+    """An args file given as --dataset_config: one problem naming the mistake, with the first few details."""
+    if not problems or "general" in source.data or "datasets" in source.data:
+        return problems
+    keys = _args_keys(source)
+    args_like = [(k, at) for k, at in keys if k in OPTIONS or k in LORA_KEYS or k in GUI_IGNORED]
+    args_only = [(k, at) for k, at in args_like if k not in DATASET_KEYS]
+    if not args_only or len(args_like) <= len(keys) / 2:
+        return problems
+    named = ", ".join(f"`{k}`" for k, _ in args_only[:3]) + (", ..." if len(args_only) > 3 else "")
+    details = "".join(f"\n    {p}" for p in problems[:_DETAILS])
+    more = f"\n    ... and {len(problems) - _DETAILS} more" if len(problems) > _DETAILS else ""
+    return [Problem(args_only[0][1], f"this looks like an args file (it sets {named}), not a dataset config: pass "
+                                     f"it with --config_file. Read as a dataset config it has {len(problems)} "
+                                     f"problems:{details}{more}")]
+
+
+def _args_keys(source: Source) -> list[tuple[str, Where]]:
+    """The keys at the top and one table down, where an args file keeps them."""
+    found = []
+    for name, value in source.data.items():
+        if isinstance(value, dict):
+            found += [(key, source.where(name, key)) for key in value]
+        else:
+            found.append((name, source.where(name)))
+    return found

@@ -46,7 +46,8 @@ class SubsetSpec:
     class_tokens: str | None = key(None, "caption for images without a caption file", kinds=(DREAMBOOTH,))
     caption_extension: str = key(".caption", kinds=(DREAMBOOTH,))
     cache_info: bool = key(False, kinds=(DREAMBOOTH,))
-    num_repeats: int = key(1, "how often each image is used per epoch", low=1)
+    num_repeats: int = key(1, "how often each image is used per epoch (0: the subset is skipped, as in kohya)",
+                           low=0)
     shuffle_caption: bool = key(False)
     caption_separator: str = key(",")
     keep_tokens: int = key(0)

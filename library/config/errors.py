@@ -22,6 +22,11 @@ class Where:
         parts = [self.file] + [str(n) for n in (self.line, self.column) if n is not None]
         return ":".join(parts)
 
+    @property
+    def in_file(self) -> bool:
+        """True for a config file (its folder is where relative paths may be found), False for the command line."""
+        return self != CLI
+
 
 CLI = Where("command line")
 

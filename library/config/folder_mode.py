@@ -2,7 +2,8 @@
 
 DreamBooth folder mode reads the sub-folder names only (`10_sks girl` -> 10 repeats, class tokens
 "sks girl"); listing the images is the data module's job. kohya skips a wrongly pointed folder with a
-log line and later fails with "No data found"; we say what the folder should look like instead.
+log line and later fails with "No data found"; we say what the folder should look like instead. Missing
+folders and a missing in_json are problems at the line that names them (see `paths`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from ..data.listing import IMAGE_EXTENSIONS
 from .dataset_spec import DREAMBOOTH, FINE_TUNING, DatasetConfig, build_dataset
 from .errors import CLI, Report, Where
+from .paths import checked_path
 from .train_config import TrainConfig
 
 _EXAMPLE = "e.g. `10_sks girl` = 10 repeats, caption \"sks girl\""
@@ -32,12 +34,19 @@ def folder_mode_datasets(train: TrainConfig, where: dict[str, Where], report: Re
     def at(name: str) -> Where:
         return where.get(name, CLI)
 
+    def path(name: str, folder: bool) -> str | None:  # as given, or found next to the args file; None: missing
+        return checked_path(getattr(args, name), name, at(name), folder, "the args file", report)
+
     if args.in_json:
         if args.reg_data_dir:
             report.problem(at("reg_data_dir"), "key `reg_data_dir` works with DreamBooth folders, not with in_json "
                                                "(fine-tuning metadata)", "reg_data_dir")
             return None
-        subset = {"image_dir": args.train_data_dir, "metadata_file": args.in_json}
+        metadata = path("in_json", folder=False)
+        images = path("train_data_dir", folder=True) if args.train_data_dir else None
+        if metadata is None or (args.train_data_dir and images is None):
+            return None
+        subset = {"image_dir": images, "metadata_file": metadata}
         dataset = build_dataset(FINE_TUNING, [{}, {}], [subset], train, [at("in_json")], at("in_json"))
         return DatasetConfig((dataset,), "folder mode")
     if args.train_data_dir is None:
@@ -46,7 +55,7 @@ def folder_mode_datasets(train: TrainConfig, where: dict[str, Where], report: Re
         return None
     subsets, origins = [], []
     for name, is_reg in (("train_data_dir", False), ("reg_data_dir", True)):
-        folder = getattr(args, name)
+        folder = path(name, folder=True) if getattr(args, name) else None
         for sub, repeats, tokens in _repeat_folders(Path(folder), name, at(name), report) if folder else ():
             subsets.append({"image_dir": str(sub), "num_repeats": repeats, "class_tokens": tokens, "is_reg": is_reg})
             origins.append(at(name))
@@ -57,9 +66,6 @@ def folder_mode_datasets(train: TrainConfig, where: dict[str, Where], report: Re
 
 
 def _repeat_folders(root: Path, option: str, at: Where, report: Report) -> list[tuple[Path, int, str]]:
-    if not root.is_dir():
-        report.problem(at, f"key `{option}`: folder not found: {root}", option)
-        return []
     found, skipped = [], []
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         parsed = parse_folder_name(sub.name)

@@ -4,6 +4,7 @@
 headers (with the index of each `[[array.of.tables]]` entry), skips strings, comments and multi-line values,
 and maps each key path to its line. Keys inside inline tables fall back to the line of their parent key.
 Syntax errors become `ConfigError`s with file:line:col, the offending line and a hint for the usual causes.
+A JSON file must hold an object at the top, as a TOML file always does.
 """
 
 from __future__ import annotations
@@ -55,14 +56,28 @@ def read_source(path: Path, role: str) -> Source:
                                                       "save the file as UTF-8")]) from None
     if path.suffix.lower() == ".json":
         try:
-            return Source(path, json.loads(text))
+            data = json.loads(text)
         except json.JSONDecodeError as e:
             raise ConfigError([Problem(Where(str(path), e.lineno, e.colno), f"JSON syntax error: {e.msg}")]) from None
+        if not isinstance(data, dict):
+            raise ConfigError([Problem(Where(str(path)), _json_top_level_problem(data, role))])
+        return Source(path, data)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError([_syntax_problem(path, text, str(e))]) from None
+        raise ConfigError([_syntax_problem(path, text, str(e), role)]) from None
     return Source(path, data, scan(text).lines)
+
+
+_JSON_KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false",
+               type(None): "null"}
+
+
+def _json_top_level_problem(data: Any, role: str) -> str:
+    """A JSON config whose top level is not an object ({...}), which every config file must be."""
+    what = (' with `general`/`datasets`, like {"general": {...}, "datasets": [{"subsets": [...]}]}'
+            if role == "--dataset_config" else ', like {"key": value, ...}')
+    return f"the top level must be a JSON object{what}; this file holds {_JSON_KINDS.get(type(data), 'another value')}"
 
 
 @dataclass
@@ -197,7 +212,7 @@ def _scan_value(line: str, i: int, depth: int) -> tuple[int, str | None]:
 _POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
 
 
-def _syntax_problem(path: Path, text: str, message: str) -> Problem:
+def _syntax_problem(path: Path, text: str, message: str, role: str) -> Problem:
     match = _POSITION.search(message)
     reason = message[:match.start()] if match else message
     lines = text.splitlines() or [""]
@@ -208,12 +223,13 @@ def _syntax_problem(path: Path, text: str, message: str) -> Problem:
         line_no = (found.duplicate_at if "overwrite" in reason else found.open_at) or len(lines)
         col = None
     line_text = lines[line_no - 1] if line_no <= len(lines) else ""
-    hint = syntax_hint(reason, line_text, unclosed=col is None and "overwrite" not in reason)
+    hint = syntax_hint(reason, line_text, unclosed=col is None and "overwrite" not in reason,
+                       dataset_config=role == "--dataset_config")
     return Problem(Where(str(path), line_no, col),
                    f"TOML syntax error: {reason}.{' ' + hint if hint else ''}\n    {line_text.strip()}")
 
 
-def syntax_hint(reason: str, line: str, unclosed: bool = False) -> str:
+def syntax_hint(reason: str, line: str, unclosed: bool = False, dataset_config: bool = False) -> str:
     """The likely cause of a TOML syntax error in a hand-written or forum-copied config."""
     value = line.partition("=")[2].split("#")[0].strip()
     if unclosed:
@@ -222,7 +238,8 @@ def syntax_hint(reason: str, line: str, unclosed: bool = False) -> str:
         return ("Inside \"double quotes\" a backslash starts an escape: write Windows paths in 'single quotes' "
                 "or with forward slashes (\"D:/train/img\").")
     if "overwrite" in reason or "twice" in reason:
-        return "A key or table is given twice; keep one (each dataset starts with its own [[datasets]])."
+        return "A key or table is given twice; keep one" + (
+            " (each dataset starts with its own [[datasets]])." if dataset_config else ".")
     if "Expected '=' after a key" in reason:
         if ":" in line:
             return "TOML writes `key = value`, not `key: value`."

@@ -5,7 +5,8 @@ section named like the tables of kohya config files (`config.model` <-> `[model_
 differences: `max_token_length` defaults to 75 (kohya: unset, which means 75), `optimizer_type` to "AdamW"
 (kohya: "", which means AdamW), `optimizer_args`/`lr_scheduler_args` are parsed into keyword dicts, and
 `resolution`/`face_crop_aug_range` are tuples. `lr_warmup_steps`/`lr_decay_steps` keep kohya's meaning: an
-int is a step count, a float (< 1) a fraction of all training steps.
+int is a step count, a float (0 to 1) a fraction of all training steps. `multires_noise_iterations = 0` means
+off, as in kohya, and is read as unset.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from .errors import Report, Where
 from .names import (DYNAMO_BACKENDS, LOG_LEVELS, LR_SCHEDULERS, RESIZE_INTERPOLATIONS, SAMPLERS,
                     to_optimizer_name)
 from .options import Option, option, option_table
-from .values import to_bool, to_extension, to_float_pair, to_kwargs, to_path, to_resolution, to_steps_or_fraction
+from .values import (to_bool, to_extension, to_float_pair, to_int_or_off, to_kwargs, to_path, to_resolution,
+                     to_steps_or_fraction)
 
 _NO = {"fp32": "no", "float": "no", "float32": "no", "none": "no", "false": "no"}
 _FLOAT = {"fp32": "float", "float32": "float", "no": "float", "none": "float"}
@@ -115,7 +117,8 @@ class TrainingArgs:
     noise_offset: float | None = option(None, "offset noise strength (about 0.05-0.1)", low=0)
     noise_offset_random_strength: bool = option(False, "draw the offset uniformly in [0, noise_offset]")
     adaptive_noise_scale: float | None = option(None, "extra offset scaled by the latent mean (needs noise_offset)")
-    multires_noise_iterations: int | None = option(None, "pyramid noise iterations (6-10)", low=1)
+    multires_noise_iterations: int | None = option(None, "pyramid noise iterations (6-10; 0: off)",
+                                                   conv=to_int_or_off, low=1)
     multires_noise_discount: float = option(0.3, "pyramid noise discount", low=0, high=1)
     ip_noise_gamma: float | None = option(None, "input-perturbation noise (about 0.1)", low=0)
     ip_noise_gamma_random_strength: bool = option(False, "random input-perturbation strength")
@@ -144,7 +147,7 @@ class OptimizerArgs:
     learning_rate_te: float | None = option(None, "text-encoder learning rate", low=0)
     max_grad_norm: float = option(1.0, "gradient clipping norm (0: off)", low=0)
     lr_scheduler: str = option("constant", "learning-rate schedule", choices=LR_SCHEDULERS)
-    lr_warmup_steps: int | float = option(0, "warmup: steps (int) or fraction of all steps (float < 1)",
+    lr_warmup_steps: int | float = option(0, "warmup: steps (int) or fraction of all steps (float, 1.0: all)",
                                           conv=to_steps_or_fraction)
     lr_decay_steps: int | float = option(0, "decay (warmup_stable_decay): steps or fraction of all steps",
                                          conv=to_steps_or_fraction)
@@ -248,6 +251,16 @@ class DistributedArgs:
 
 
 @dataclass(frozen=True)
+class CertainArgs:
+    """Our own options (not in sd-scripts): machine-readable progress and data strictness."""
+
+    progress_jsonl: str | None = option(None, "append JSON-lines progress events to this file (the WebUI tab reads it)",
+                                        conv=to_path)
+    progress_stdout: bool = option(False, "print JSON-lines progress events to stdout instead of the progress bar")
+    strict_data: bool = option(False, "stop when an image cannot be read, instead of skipping it with a report")
+
+
+@dataclass(frozen=True)
 class ConfigArgs:
     config_file: str | None = option(None, "args TOML with option values (.toml is added when missing)",
                                      conv=to_path, cli_only=True)
@@ -268,6 +281,7 @@ class TrainConfig:
     metadata: MetadataArgs = field(default_factory=MetadataArgs)
     huggingface: HuggingfaceArgs = field(default_factory=HuggingfaceArgs)
     distributed: DistributedArgs = field(default_factory=DistributedArgs)
+    certain: CertainArgs = field(default_factory=CertainArgs)
     config: ConfigArgs = field(default_factory=ConfigArgs)
 
     @classmethod

@@ -52,6 +52,13 @@ def _expected(what: str, value: Any) -> BadValue:
     return BadValue(f"expected {what}, got {describe(value)}")
 
 
+def _finite(number: float, original: Any) -> float:
+    """TOML (and JSON) can write nan and inf; no option means either."""
+    if not math.isfinite(number):
+        raise BadValue(f"expected a finite number, got {describe(original)}: no option takes nan or inf")
+    return number
+
+
 def to_bool(value: Any, lenient: bool) -> Converted:
     if isinstance(value, bool):
         return value, None
@@ -69,14 +76,14 @@ def _number_from_string(value: str, kind: type) -> Any:
         number = float(value.strip())
     except ValueError:
         raise _expected("a number" if kind is float else "an integer", value) from None
-    if not math.isfinite(number):
-        raise _expected("a finite number", value)
-    return number
+    return _finite(number, value)
 
 
 def to_int(value: Any, lenient: bool) -> Converted:
     if type(value) is int:
         return value, None
+    if isinstance(value, float):
+        _finite(value, value)
     quoted = isinstance(value, str)
     if lenient and (quoted or isinstance(value, float)):
         number = _number_from_string(value, int) if quoted else value
@@ -87,9 +94,15 @@ def to_int(value: Any, lenient: bool) -> Converted:
     raise _expected("an integer (no quotes)" if quoted else "an integer", value)
 
 
+def to_int_or_off(value: Any, lenient: bool) -> Converted:
+    """A count where 0 means off (kohya tests it for truth): 0 becomes None, the unset value."""
+    number, note = to_int(value, lenient)
+    return (None if number == 0 else number), note
+
+
 def to_float(value: Any, lenient: bool) -> Converted:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value), None
+        return _finite(float(value), value), None
     if lenient and isinstance(value, str):
         number = _number_from_string(value, float)
         return number, f"read the string {show(value)} as the number {number!r} (write numbers without quotes)"
@@ -162,7 +175,7 @@ def to_float_pair(value: Any, lenient: bool) -> Converted:
     if not (isinstance(pair, list) and len(pair) == 2 and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
         raise _expected("two numbers [low, high], e.g. [2.0, 4.0]", value)
-    low, high = float(pair[0]), float(pair[1])
+    low, high = (_finite(float(v), v) for v in pair)
     if low > high:
         raise BadValue(f"the first number must not exceed the second, got {show(value)}")
     return (low, high), None
@@ -175,7 +188,10 @@ def to_table(value: Any, lenient: bool) -> Converted:
 
 
 def to_steps_or_fraction(value: Any, lenient: bool) -> Converted:
-    """kohya's int-or-float: an integer is a step count, a float below 1 a fraction of all training steps."""
+    """kohya's int-or-float: an integer is a step count, any float a fraction of all training steps.
+
+    So 1.0 is the whole run (the kohya_ss GUI's 100% warmup). A whole float above 1 (`100.0`) was meant as steps
+    in lenient mode; other floats above 1 are refused, as kohya would multiply them past the end of training."""
     note = None
     if lenient and isinstance(value, str):
         text = value.strip()
@@ -184,11 +200,12 @@ def to_steps_or_fraction(value: Any, lenient: bool) -> Converted:
         note = f"read the string {show(text)} as {value!r}"
     if type(value) is int and value >= 0:
         return value, note
-    if isinstance(value, float) and 0 <= value < 1:
+    if isinstance(value, float) and 0 <= _finite(value, value) <= 1:
         return value, note
     if lenient and isinstance(value, float) and value.is_integer() and value > 1:
         return int(value), f"read {value!r} as {int(value)} steps (a float means a fraction of all steps)"
-    raise _expected("a step count (integer, e.g. 100) or a fraction of all steps below 1 (e.g. 0.1)", value)
+    raise _expected("a step count (integer, e.g. 100) or a fraction of all steps from 0 to 1 (e.g. 0.1; 1.0 = "
+                    "the whole run)", value)
 
 
 def _literal(key: str, text: str) -> Any:
@@ -223,7 +240,15 @@ def to_kwargs(value: Any, lenient: bool) -> Converted:
         if key in kwargs:
             raise BadValue(f"`{key}` is given twice")
         kwargs[key] = _literal(key, text.strip())
+        if _has_non_finite(kwargs[key]):
+            raise BadValue(f"in {show(item)} the number is not finite (nan or inf): give a real number")
     return kwargs, None
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, (tuple, list)) and any(_has_non_finite(v) for v in value)
 
 
 def _parses(item: str) -> bool:
