@@ -1,0 +1,153 @@
+"""The one image generator: the trainer's sample images, gen_reg_images.py and the regularization stream call it.
+
+    images = generate(model, [GenerationRequest("1girl, autumn", seed=114514, steps=28, cfg_scale=11)])
+    save_png(images[0].image, "out.png", images[0].infotext)
+
+It works as A1111 txt2img with the CPU RNG source: per-image seeded noise (`noise.ImageNoise`), k-diffusion
+sigmas and samplers, CFG on the denoised outputs, per-image VAE decode. An image depends only on its
+request and seed, not on its batch (up to the UNet's float rounding at another batch size). It can run
+in the middle of training: modules keep their train/eval flags and devices, torch's global RNG state is
+restored, and nothing builds autograd graphs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence
+
+import torch
+
+from ..text.conditioning import chunk_tokens, encode_chunks
+from .decode import decode_latents, to_pil
+from .denoiser import CFGDenoiser, Denoiser
+from .infotext import ModelIdentity, infotext
+from .noise import ImageNoise, resolve_seed
+from .request import GenerationRequest, sampler_key
+from .samplers import SAMPLERS
+from .schedule import alphas_cumprod, get_sigmas, sigmas_from_alphas
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..models.sd_model import SDModel
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One result: `image` (output "pil") or `latents` `[4, h/8, w/8]` on the device (output "latents")."""
+
+    request: GenerationRequest
+    seed: int
+    infotext: str
+    image: Image.Image | None = None
+    latents: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Requests that can share one sampling run: same size, steps, sampler, CFG, clip skip and chunk counts."""
+
+    indices: list[int]
+    cond_ids: torch.Tensor  # [B, k, 77]
+    uncond_ids: torch.Tensor  # [B, k', 77]
+
+
+def generate(model: SDModel, requests: Sequence[GenerationRequest], *, device: torch.device | str | None = None,
+             dtype: torch.dtype | None = None, batch_size: int = 1, output: Literal["pil", "latents"] = "pil",
+             progress: bool = False, identity: ModelIdentity | None = None) -> list[GeneratedImage]:
+    """Generate every request; results come back in request order.
+
+    `device`: where to run (default: where the UNet is); modules elsewhere are moved there and back.
+    `dtype`: autocast precision (None or float32: run in the modules' own dtypes). `batch_size`: images per UNet pass
+    (the UNet sees twice as many rows, for CFG). `identity`: the infotext's `Model hash`/`Model`; by default
+    those of `model.source` (pass one when sampling a model mid-training, which is no longer that file).
+    """
+    if output not in ("pil", "latents"):
+        raise ValueError(f"output must be 'pil' or 'latents', got {output!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    from tqdm import tqdm
+
+    device = torch.device(device) if device is not None else next(model.unet.parameters()).device
+    identity = identity if identity is not None else ModelIdentity.of_file(model.source)
+    seeds = [resolve_seed(r.seed) for r in requests]
+    results: list[GeneratedImage | None] = [None] * len(requests)
+    with _inference_state(model, device):
+        jobs = _plan(model, requests, batch_size)
+        steps = sum(requests[job.indices[0]].steps for job in jobs)
+        with tqdm(total=steps, desc="generating", unit="step", disable=not progress) as bar:
+            for job in jobs:
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype not in (None, torch.float32)):
+                    latents = _sample(model, job, requests, seeds, device, bar.update)
+                images = to_pil(decode_latents(model.vae, latents)) if output == "pil" else [None] * len(latents)
+                for i, latent, image in zip(job.indices, latents, images):
+                    results[i] = GeneratedImage(requests[i], seeds[i], infotext(requests[i], seeds[i], identity),
+                                                image=image, latents=latent if output == "latents" else None)
+    return results
+
+
+def _plan(model: SDModel, requests: Sequence[GenerationRequest], batch_size: int) -> list[_Job]:
+    """Tokenize every prompt, group requests that can be stacked, and cut the groups into batches."""
+    groups: dict[tuple, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
+    for i, r in enumerate(requests):
+        cond = chunk_tokens(model.tokenizer, [r.prompt], None, model.family)[0]
+        uncond = chunk_tokens(model.tokenizer, [r.negative_prompt], None, model.family)[0]
+        key = (r.width, r.height, r.steps, sampler_key(r.sampler), r.cfg_scale, r.clip_skip, len(cond), len(uncond))
+        groups.setdefault(key, []).append((i, cond, uncond))
+    jobs = []
+    for members in groups.values():
+        for start in range(0, len(members), batch_size):
+            part = members[start:start + batch_size]
+            jobs.append(_Job([i for i, _, _ in part], torch.stack([c for _, c, _ in part]),
+                             torch.stack([u for _, _, u in part])))
+    return jobs
+
+
+def _sample(model: SDModel, job: _Job, requests: Sequence[GenerationRequest], seeds: Sequence[int],
+            device: torch.device, on_step: Callable[[], object]) -> torch.Tensor:
+    """Latents `[B, 4, h/8, w/8]` (float32) of one job."""
+    first = requests[job.indices[0]]
+    unet, te = model.unet, model.text_encoder
+    unet_dtype = next(unet.parameters()).dtype
+    cond = encode_chunks(te, job.cond_ids, first.clip_skip, model.family).to(unet_dtype)
+    uncond = encode_chunks(te, job.uncond_ids, first.clip_skip, model.family).to(unet_dtype)
+
+    def unet_fn(x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return unet(x.to(unet_dtype), t, encoder_hidden_states=text).sample.float()
+
+    model_sigmas = sigmas_from_alphas(alphas_cumprod(model.config.scheduler)).to(device)
+    denoise = CFGDenoiser(Denoiser(unet_fn, model_sigmas, model.prediction_type), cond, uncond, first.cfg_scale)
+    sigmas = get_sigmas(model_sigmas, first.steps)
+    noise = ImageNoise((unet.config.in_channels, first.height // 8, first.width // 8), [seeds[i] for i in job.indices])
+    x = noise.draw().to(device) * sigmas[0]
+    sampler = SAMPLERS[sampler_key(first.sampler)]
+    return sampler(_counted(denoise, on_step), x, sigmas, lambda sigma, sigma_next: noise.draw().to(device))
+
+
+def _counted(denoise: CFGDenoiser, on_step: Callable[[], object]) -> Callable[..., torch.Tensor]:
+    """`denoise`, calling `on_step` after each model evaluation (the progress bar's tick)."""
+    def counted(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        out = denoise(x, sigma)
+        on_step()
+        return out
+    return counted
+
+
+@contextlib.contextmanager
+def _inference_state(model: SDModel, device: torch.device) -> Iterator[None]:
+    """Eval mode, no autograd, modules on `device` and torch's RNG forked; everything put back afterwards."""
+    modules = model.modules().values()
+    flags = [(m, m.training) for module in modules for m in module.modules()]
+    homes = [(module, next(module.parameters()).device) for module in modules]
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=cuda), torch.no_grad():
+            for module, _ in homes:
+                module.to(device).eval()
+            yield
+    finally:
+        for module, home in homes:
+            module.to(home)
+        for m, training in flags:
+            m.training = training

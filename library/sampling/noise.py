@@ -1,0 +1,32 @@
+"""Per-image random noise, the way A1111 draws it with its "CPU" RNG source (`modules/rng.py: ImageRNG`).
+
+Each image owns a CPU `torch.Generator` seeded with its seed. The first draw is the initial latent noise,
+and the ancestral samplers' noises continue the same generator. So an image depends only on its seed and
+settings: not on the batch it ran in, the device, or anything else that touched torch's global RNG.
+(A1111 with ENSD re-seeds each generator with seed + ENSD after the first draw.)
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Sequence
+
+import torch
+
+SEED_RANGE = 4294967294  # A1111's random seeds: randrange(4294967294)
+
+
+def resolve_seed(seed: int | None) -> int:
+    """`seed`, or a fresh random one for None / -1 (A1111's "random"), drawn without touching any global RNG."""
+    return secrets.randbelow(SEED_RANGE) if seed is None or seed == -1 else seed
+
+
+class ImageNoise:
+    """Standard normal noise `[B, *shape]`, row i from the generator of `seeds[i]`."""
+
+    def __init__(self, shape: Sequence[int], seeds: Sequence[int]):
+        self.shape = tuple(shape)
+        self.generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+
+    def draw(self) -> torch.Tensor:
+        return torch.stack([torch.randn(self.shape, generator=g) for g in self.generators])

@@ -1,0 +1,189 @@
+"""generate(): A1111-style txt2img on the tiny models, reproducible per seed and safe to call mid-training."""
+
+import io
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from library.models.hashes import model_hashes
+from library.models.sd_model import load_model
+from library.sampling.decode import decode_latents, to_pil
+from library.sampling.generate import generate
+from library.sampling.request import GenerationRequest
+from library.sampling.schedule import alphas_cumprod
+from library.tiny import build_tiny
+
+
+@pytest.fixture(scope="module")
+def sd1(tiny_sd1):
+    return load_model(tiny_sd1)
+
+
+def small(**changes) -> GenerationRequest:
+    settings = dict(prompt="a photo of a cat", negative_prompt="blurry", width=64, height=64, steps=4, seed=1)
+    return GenerationRequest(**{**settings, **changes})
+
+
+def png_bytes(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_the_same_seed_gives_the_same_image_and_another_seed_another(sd1):
+    first, again, other = generate(sd1, [small(seed=7), small(seed=7), small(seed=8)])
+    assert png_bytes(first.image) == png_bytes(again.image)
+    assert png_bytes(first.image) != png_bytes(other.image)
+    assert first.image.size == (64, 64) and first.image.mode == "RGB"
+
+
+def test_a_batch_gives_the_images_of_one_at_a_time(sd1):
+    """Same noise per image whatever the batch; only the UNet's float rounding differs with its batch size."""
+    requests = [small(seed=3), small(seed=4, prompt="a dog")]
+    batched = generate(sd1, requests, batch_size=2, output="latents")
+    single = [generate(sd1, [r], output="latents")[0] for r in requests]
+    for b, s in zip(batched, single):
+        torch.testing.assert_close(b.latents, s.latents, rtol=0, atol=2e-3)
+    assert not torch.allclose(batched[0].latents, batched[1].latents, atol=0.1)
+
+
+def reference_euler_a(model, request):
+    """A1111's Euler a written out directly: k-diffusion's CompVisDenoiser, uniform sigmas, CPU generator noise."""
+    tok, te, unet = model.tokenizer, model.text_encoder, model.unet
+
+    def encode(text):
+        return te(torch.tensor([tok(text, padding="max_length").input_ids])).last_hidden_state
+
+    cond, uncond = encode(request.prompt), encode(request.negative_prompt)
+    alphas_bar = alphas_cumprod(model.config.scheduler)
+    log_sigmas = (((1 - alphas_bar) / alphas_bar) ** 0.5).log()
+    t = torch.linspace(999, 0, request.steps)
+    sigmas = ((1 - t.frac()) * log_sigmas[t.floor().long()] + t.frac() * log_sigmas[t.ceil().long()]).exp()
+    sigmas = torch.cat([sigmas, torch.zeros(1)])
+    generator = torch.Generator().manual_seed(request.seed)
+    x = torch.randn([1, 4, request.height // 8, request.width // 8], generator=generator) * sigmas[0]
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        s = sigma.reshape(1)
+        low = (s.log() - log_sigmas[:, None]).ge(0).cumsum(0).argmax(0).clamp(max=998)
+        w = ((log_sigmas[low] - s.log()) / (log_sigmas[low] - log_sigmas[low + 1])).clamp(0, 1)
+        timestep = (1 - w) * low + w * (low + 1)
+        x_in = torch.cat([x, x]) * (1 / (sigma ** 2 + 1) ** 0.5)
+        eps = unet(x_in, torch.cat([timestep, timestep]), encoder_hidden_states=torch.cat([cond, uncond])).sample
+        d_cond, d_uncond = (torch.cat([x, x]) + eps * -sigma).chunk(2)
+        denoised = d_uncond + (d_cond - d_uncond) * request.cfg_scale
+        sigma_up = min(sigma_next, (sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2) ** 0.5)
+        sigma_down = (sigma_next ** 2 - sigma_up ** 2) ** 0.5
+        x = x + (x - denoised) / sigma * (sigma_down - sigma)
+        if sigma_next > 0:
+            x = x + torch.randn(x.shape, generator=generator) * sigma_up
+    return x[0]
+
+
+def test_euler_a_equals_a_direct_k_diffusion_loop(sd1):
+    request = small(seed=114514, cfg_scale=11, steps=5)
+    with torch.no_grad():
+        expected = reference_euler_a(sd1, request)
+    (result,) = generate(sd1, [request], output="latents")
+    torch.testing.assert_close(result.latents, expected, rtol=0, atol=1e-6)
+
+
+def training_flags(model) -> dict[str, bool]:
+    parts = model.modules().items()
+    return {name: m.training for part, module in parts for name, m in module.named_modules(prefix=part)}
+
+
+def test_sampling_mid_training_leaves_the_training_state_alone(sd1):
+    sd1.unet.train()
+    sd1.text_encoder.train()
+    sd1.text_encoder.embeddings.eval()  # a part someone froze on purpose
+    sd1.vae.eval()
+    flags = training_flags(sd1)
+    torch.manual_seed(1234)
+    rng = torch.get_rng_state()
+    generate(sd1, [small(), small(seed=None)])
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert training_flags(sd1) == flags
+    assert torch.is_grad_enabled()
+    sd1.unet.eval()
+    sd1.text_encoder.eval()
+
+
+def test_a_random_seed_is_drawn_and_reported(sd1):
+    a, b = generate(sd1, [small(seed=None), small(seed=-1)])
+    assert 0 <= a.seed < 2 ** 32 and a.seed != b.seed
+    assert f"Seed: {a.seed}," in a.infotext
+    again = generate(sd1, [small(seed=a.seed)])[0]
+    assert png_bytes(again.image) == png_bytes(a.image)
+
+
+def test_mixed_requests_come_back_in_order_with_their_own_settings(sd1):
+    long_negative = ", ".join(["lowres"] * 50)  # two chunks: the negative runs as its own UNet call
+    requests = [small(width=64, height=96), small(negative_prompt=long_negative), small(clip_skip=2),
+                small(width=64, height=96, sampler="euler", seed=2)]
+    results = generate(sd1, requests, batch_size=4)
+    assert [r.request for r in results] == requests
+    assert [r.image.size for r in results] == [(64, 96), (64, 64), (64, 64), (64, 96)]
+    assert "Clip skip: 2" in results[2].infotext and "Sampler: Euler," in results[3].infotext
+
+
+def test_the_infotext_names_the_checkpoint(sd1, tiny_sd1):
+    (result,) = generate(sd1, [small(cfg_scale=7)])
+    assert result.infotext == (
+        "a photo of a cat\nNegative prompt: blurry\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 64x64, "
+        f"Model hash: {model_hashes(tiny_sd1).autov2}, Model: {tiny_sd1.stem}")
+
+
+def test_latents_output_is_what_the_image_is_decoded_from(sd1):
+    (latent,) = generate(sd1, [small()], output="latents")
+    (image,) = generate(sd1, [small()])
+    assert latent.image is None and latent.latents.shape == (4, 8, 8)
+    with torch.no_grad():
+        decoded = to_pil(decode_latents(sd1.vae, latent.latents[None]))[0]
+    assert png_bytes(decoded) == png_bytes(image.image)
+
+
+@pytest.mark.parametrize("variant", ["sd2", "sd2-v"])
+def test_sd2_and_v_prediction_models_generate(variant):
+    model = build_tiny(variant, seed=5)
+    (result,) = generate(model, [small(clip_skip=2)])
+    assert result.image.size == (64, 64)
+    assert "Model hash" not in result.infotext  # built in memory: no file to hash
+
+
+def test_autocast_precision_runs(sd1):
+    (plain,) = generate(sd1, [small()], output="latents")
+    (mixed,) = generate(sd1, [small()], output="latents", dtype=torch.bfloat16)
+    assert torch.isfinite(mixed.latents).all()
+    assert (mixed.latents - plain.latents).abs().mean() < 0.1 * plain.latents.abs().mean()
+
+
+def test_progress_bar_counts_model_steps(sd1, capsys):
+    generate(sd1, [small(steps=3), small(steps=3, width=96)], progress=True)
+    assert "6/6" in capsys.readouterr().err
+
+
+class HalfVAE(torch.nn.Module):
+    """A VAE stand-in that overflows (NaN) whenever it runs in fp16, like the SD VAE on some latents."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(1, dtype=torch.float16))
+        self.config = SimpleNamespace(scaling_factor=0.5)
+
+    def decode(self, z):
+        out = z.repeat(1, 1, 8, 8)[:, :3] * self.weight
+        return SimpleNamespace(sample=out * float("nan") if self.weight.dtype == torch.float16 else out)
+
+
+def test_a_nan_fp16_decode_is_redone_in_fp32_and_the_vae_stays_fp16():
+    vae = HalfVAE()
+    pixels = decode_latents(vae, torch.full((2, 4, 1, 1), 0.25))
+    assert torch.isfinite(pixels).all() and pixels.dtype == torch.float32
+    torch.testing.assert_close(pixels, torch.full((2, 3, 8, 8), 0.5))
+    assert vae.weight.dtype == torch.float16
+
+
+def test_invalid_output_kind_is_refused(sd1):
+    with pytest.raises(ValueError):
+        generate(sd1, [small()], output="png")
