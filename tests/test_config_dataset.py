@@ -284,36 +284,3 @@ def test_num_repeats_zero_skips_the_subset_like_kohya(here):
     assert loaded.notes == [f'{here / "data.toml"}:3: note: subset "a" has num_repeats = 0: skipped, as kohya does',
                             f'{here / "data.toml"}:8: note: subset "not checked: skipped" has num_repeats = 0: '
                             "skipped, as kohya does"]
-
-
-def test_describe_datasets_shows_fine_tuning_subsets(here):
-    from library.data.listing import describe_datasets
-
-    _make(here, "img", "db")
-    (here / "meta.json").write_text(json.dumps({"img/1.png": {"caption": "a"}, "img/2.png": {"caption": "b"}}))
-    (here / "more.jsonl").write_text('{"image": "1.png"}\n\n{"image": "2.png"}\n{"image": "3.png"}\n')
-    (here / "broken.json").write_text("{")
-    (here / "db" / "1.png").write_bytes(b"")
-    loaded = _load(here, """\
-        [general]
-        resolution = 512
-        [[datasets]]
-          [[datasets.subsets]]
-          metadata_file = "meta.json"
-          image_dir = "img"
-          num_repeats = 3
-          [[datasets.subsets]]
-          metadata_file = "more.jsonl"
-          [[datasets.subsets]]
-          metadata_file = "broken.json"
-        [[datasets]]
-          [[datasets.subsets]]
-          image_dir = "db"
-        """)
-    lines = describe_datasets(loaded.datasets)
-    assert lines[1:5] == ["  dataset 1 (fine_tuning, batch 1, resolution 512x512)",
-                          "    meta.json: fine-tuning x3, 2 entries, images in img",
-                          "    more.jsonl: fine-tuning x1, 3 entries, image paths from the metadata",
-                          "    broken.json: fine-tuning x1, metadata unreadable (Expecting property name enclosed in "
-                          "double quotes: line 1 column 2 (char 1)), image paths from the metadata"]
-    assert lines[6] == "    db: train, 1 images x1, 0 with .caption captions"

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from library.errors import UserError
 from library.models.detect import detect_config
-from library.models.keymap import expected_ldm_shapes, to_ldm
+from library.models.keymap import expected_ldm_shapes
 from library.models.model_config import build_empty_modules, key_rules, shipped_config
 from library.models.sd_model import load_model
 

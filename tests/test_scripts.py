@@ -20,15 +20,30 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_quickstart_builds_the_default_and_loads_it_back(tmp_path):
+def test_quickstart_trains_the_tiny_model_and_leaves_every_output(tmp_path):
     result = run(str(ROOT / "train_certain.py"), "--quickstart", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "tiny-sd1, sd1, epsilon" in result.stdout
-    assert re.search(r"model hash: [0-9a-f]{10} \(AutoV2\), [0-9a-f]{8} \(old\)", result.stdout)
-    assert "10_sks girl: train, 13 images x10, 10 with .txt captions, class tokens 'sks girl'" in result.stdout
-    assert (tmp_path / "quickstart" / "model" / "tiny-sd1.safetensors").is_file()
-    again = run(str(ROOT / "train_certain.py"), "--quickstart", cwd=tmp_path)  # reuses what exists
-    assert again.returncode == 0 and again.stdout.splitlines()[:4] == result.stdout.splitlines()[:4]
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stderr
+    assert "model: quickstart/model/tiny-sd1.safetensors (tiny-sd1, sd1, epsilon)" in log
+    assert "--- options that differ from the defaults ---" in log  # the config echo for bug reports
+    assert "training finished." in log
+    out = tmp_path / "quickstart" / "output"
+    assert load_file(str(out / "tiny-sks.safetensors"))  # final checkpoint
+    assert (out / "tiny-sks-000001.safetensors").is_file() and (out / "tiny-sks-000001-state").is_dir()
+    assert (out / "sample" / "tiny-sks_e000002_grid.png").is_file()
+    assert list((tmp_path / "quickstart" / "logs").glob("*/events.out.tfevents.*"))  # TensorBoard
+    events = (out / "progress.jsonl").read_text().splitlines()
+    assert '"event": "end"' in events[-1] and '"interrupted": false' in events[-1]
+
+
+def test_quickstart_files_are_made_once(tmp_path):
+    from library.quickstart import prepare_quickstart
+
+    first = prepare_quickstart(tmp_path / "qs")
+    stamp = first.model.stat().st_mtime_ns
+    second = prepare_quickstart(tmp_path / "qs")
+    assert second == first and second.model.stat().st_mtime_ns == stamp
+    assert (second.train_data_dir / "10_sks girl").is_dir()
 
 
 def test_bad_config_is_reported_without_a_traceback(tmp_path):
@@ -42,9 +57,16 @@ def test_bad_config_is_reported_without_a_traceback(tmp_path):
 
 
 def test_missing_model_file_is_a_user_error(tmp_path):
+    from PIL import Image
+
+    args = [str(ROOT / "train_certain.py"), "--pretrained_model_name_or_path", str(tmp_path / "none.safetensors"),
+            "--train_data_dir", str(tmp_path / "data"), "--resolution", "64", "--output_dir", str(tmp_path / "out")]
     (tmp_path / "data" / "5_sks girl").mkdir(parents=True)
-    result = run(str(ROOT / "train_certain.py"), "--pretrained_model_name_or_path", str(tmp_path / "none.safetensors"),
-                 "--train_data_dir", str(tmp_path / "data"), "--resolution", "512")
+    empty = run(*args)  # an empty dataset is reported before any model is loaded
+    assert empty.returncode == 2 and "Traceback" not in empty.stderr
+    assert "5_sks girl" in empty.stderr and "none.safetensors" not in empty.stderr
+    Image.new("RGB", (64, 64)).save(tmp_path / "data" / "5_sks girl" / "a.png")
+    result = run(*args)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "none.safetensors: file not found" in result.stderr
 

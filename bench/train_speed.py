@@ -1,0 +1,148 @@
+"""Our training step against a plain diffusers loop, same model, batch, precision and attention, one run.
+
+    python bench/train_speed.py                  # tiny SD1 model on the CPU, 64x64 px
+    python bench/train_speed.py --sd15 --batch 8 --precision bf16 --size 512   # SD1.5-shaped, random weights, GPU
+
+Both sides start from identical weights and cached latents (as with cache_latents) and encode the captions
+with the frozen text encoder every step. "ours" is `Trainer.step` (noise, timesteps, loss weighting, clipping,
+scheduler, progress bookkeeping); "plain" is the loop of diffusers' training examples: forward, MSE, backward,
+AdamW step. Reports samples/s, the ratio ours/plain, and peak GPU memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from library.data.batch import Batch  # noqa: E402
+from library.models.model_config import shipped_config  # noqa: E402
+from library.models.sd_model import SDModel  # noqa: E402
+
+
+def build_model(sd15: bool, seed: int = 0) -> SDModel:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from library.tiny import build_tiny
+
+    if not sd15:
+        return build_tiny("sd1", seed)
+    config = shipped_config("sd1")
+    torch.manual_seed(seed)
+    te = {k: v for k, v in config.text_encoder.items() if k != "architectures"}
+    return SDModel(config, UNet2DConditionModel.from_config(config.unet), AutoencoderKL.from_config(config.vae),
+                   CLIPTextModel(CLIPTextConfig(**te)))
+
+
+def make_batch(batch: int, size: int, device) -> Batch:
+    gen = torch.Generator().manual_seed(1)
+    latents = torch.randn(batch, 4, size // 8, size // 8, generator=gen).to(device)
+    captions = ["sks girl, 1girl, solo, long hair, smile, looking at viewer, outdoors"] * batch
+    return Batch(captions=captions, loss_weights=torch.ones(batch), latents=latents)
+
+
+def ours(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int) -> list[float]:
+    from accelerate import Accelerator
+
+    from library.sampling.schedule import alphas_cumprod
+    from library.training.loop import Trainer, TrainSettings
+    from library.training.losses import LossOptions
+    from library.training.lr_schedules import make_lr_scheduler
+    from library.training.optimizers import make_optimizer
+
+    acc = Accelerator(mixed_precision=precision)
+    model.unet.to(acc.device).train()
+    model.text_encoder.to(acc.device).requires_grad_(False).eval()
+    optimizer, _ = make_optimizer("AdamW", [{"params": list(model.unet.parameters()), "lr": 1e-6}], 1e-6, {})
+    scheduler = make_lr_scheduler(optimizer, "constant", total_steps=steps + warmup)
+    model.unet, optimizer = acc.prepare(model.unet, optimizer)
+    trainer = Trainer(accelerator=acc, model=model, data=None, optimizer=optimizer, lr_scheduler=scheduler,
+                      settings=TrainSettings(seed=0, max_steps=steps + warmup), alphas_cumprod=alphas_cumprod(model.config.scheduler),
+                      loss_options=LossOptions(), noise_options={"noise": {}, "timesteps": {}, "perturb": {"ip_noise_gamma": None}})
+    return timed(lambda: trainer.step([batch]), steps, warmup, acc.device)
+
+
+def plain(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int) -> list[float]:
+    from diffusers import DDPMScheduler
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    unet, te, tok = model.unet.to(device).train(), model.text_encoder.to(device).eval(), model.tokenizer
+    te.requires_grad_(False)
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    opt = torch.optim.AdamW(unet.parameters(), lr=1e-6, fused=device == "cuda")
+    ids = tok(batch.captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids.to(device)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    def step():
+        latents = batch.latents.to(device)
+        noise = torch.randn_like(latents)
+        t = torch.randint(0, 1000, (latents.shape[0],), device=device)
+        with torch.no_grad():
+            cond = te(ids)[0]
+        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            pred = unet(sched.add_noise(latents, noise, t), t, cond).sample
+        loss = torch.nn.functional.mse_loss(pred.float(), noise)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return timed(step, steps, warmup, device)
+
+
+def timed(step, steps: int, warmup: int, device) -> list[float]:
+    cuda = torch.device(device).type == "cuda"
+    for _ in range(warmup):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sd15", action="store_true", help="SD1.5-shaped model with random weights (for a GPU)")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels (latents are size/8)")
+    parser.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+    cuda = torch.cuda.is_available()
+    device = "cuda" if cuda else "cpu"
+    results = {}
+    for name, fn in (("plain", plain), ("ours", ours)):
+        model = build_model(args.sd15)  # identical weights for both
+        batch = make_batch(args.batch, args.size, device)
+        times = fn(model, batch, args.precision, args.steps, args.warmup)
+        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
+        results[name] = (args.batch / statistics.median(times), peak)
+        del model
+        if cuda:
+            torch.cuda.empty_cache()
+    label = f"{'SD1.5-shaped' if args.sd15 else 'tiny SD1'}, batch {args.batch}, {args.size}px, precision {args.precision}, {device}"
+    print(label)
+    for name, (sps, peak) in results.items():
+        print(f"  {name:5s}: {sps:8.2f} samples/s, peak memory {peak:.2f} GiB")
+    print(f"  ratio ours/plain: speed {results['ours'][0] / results['plain'][0]:.3f}, "
+          f"memory {results['ours'][1] / results['plain'][1]:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

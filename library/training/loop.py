@@ -1,0 +1,217 @@
+"""The training loop: batches in, optimizer steps out; everything else attaches as a stream or callback.
+
+Determinism is by construction: the data order and every per-sample choice come from pure epoch plans
+(`library.data`), and all training randomness (timesteps, noise, VAE sampling) is drawn from one generator
+per rank whose state is saved with the run. A resumed run therefore replays exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+
+from ..data.batch import Batch
+from .callbacks import Callback, Stream, StepResult
+from .state import Progress
+
+
+@dataclass
+class TrainSettings:
+    seed: int
+    max_steps: int
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    text_encoder_until: int | None = None  # train the text encoder while global_step < this (None: frozen)
+    max_chunks: int = 1  # max_token_length / 75
+    clip_skip: int | None = None
+    num_workers: int = 0
+    persistent_workers: bool = False
+    fingerprint: str = ""
+
+
+@dataclass
+class Trainer:
+    accelerator: Any
+    model: Any  # library.models.sd_model.SDModel
+    data: Any  # library.data TrainingData
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: Any
+    settings: TrainSettings
+    alphas_cumprod: torch.Tensor
+    loss_options: Any  # library.training.losses.LossOptions
+    noise_options: dict[str, Any]
+    callbacks: list[Callback] = field(default_factory=list)
+    streams: list[Stream] = field(default_factory=list)
+    progress: Progress = field(default_factory=Progress)
+    generator: torch.Generator | None = None
+    stop_requested: bool = False
+
+    def __post_init__(self) -> None:
+        if self.generator is None:
+            self.generator = torch.Generator().manual_seed(self.settings.seed + self.accelerator.process_index)
+
+    # ---- properties callbacks use -------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def steps_per_epoch(self) -> int:
+        batches = self.data.batches_per_epoch(self.accelerator.num_processes)
+        return -(-batches // self.settings.grad_accum)
+
+    @property
+    def text_encoder_training(self) -> bool:
+        until = self.settings.text_encoder_until
+        return until is not None and self.progress.global_step < until
+
+    def model_for_sampling(self):
+        """The SDModel with plain (not DDP-wrapped) modules: for generation, saving and state."""
+        from dataclasses import replace
+        return replace(self.model, unet=self.accelerator.unwrap_model(self.model.unet))
+
+    @contextlib.contextmanager
+    def eval_weights(self):
+        """Schedule-free optimizers keep the weights to use in their eval mode: sampling and saving see those."""
+        switch = hasattr(self.optimizer, "eval") and hasattr(self.optimizer, "train")
+        if switch:
+            self.optimizer.eval()
+        try:
+            yield
+        finally:
+            if switch:
+                self.optimizer.train()
+
+    def log_event(self, name: str, **fields: Any) -> None:
+        for cb in self.callbacks:
+            cb.on_event(self, name, fields)
+
+    # ---- the loop ---------------------------------------------------------------------------------------
+    def fit(self) -> bool:
+        """Train until max_steps; returns False when interrupted (Ctrl-C), after callbacks saved a state."""
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        interrupted = False
+        try:
+            while self.progress.global_step < self.settings.max_steps:
+                self._run_epoch()
+        except KeyboardInterrupt:
+            interrupted = True
+        for cb in reversed(self.callbacks):  # teardown in reverse: savers still report to open progress streams
+            cb.on_train_end(self, interrupted)
+        return not interrupted
+
+    def _run_epoch(self) -> None:
+        from ..data.dataset import iterate_batches
+
+        acc = self.accelerator
+        plans = self.data.epoch_plan(self.progress.epoch, self.settings.seed, acc.process_index, acc.num_processes)
+        remaining = plans[self.progress.batch_in_epoch:]
+        batches = iterate_batches(self.data, remaining, self.settings.num_workers, self.settings.persistent_workers)
+        for group in _groups(batches, self.settings.grad_accum):
+            if self.progress.global_step >= self.settings.max_steps:
+                return
+            extra = [b for stream in self.streams for b in stream.batches_for_step(self, self.progress.global_step)]
+            result = self.step(group + extra)
+            self.progress.batch_in_epoch += len(group)
+            for cb in self.callbacks:
+                cb.on_step_end(self, result)
+            if self.stop_requested:
+                raise KeyboardInterrupt
+        if self.progress.batch_in_epoch >= len(plans):
+            self.progress.epoch += 1
+            self.progress.batch_in_epoch = 0
+            for cb in self.callbacks:
+                cb.on_epoch_end(self)
+
+    def step(self, batches: list[Batch]) -> StepResult:
+        """One optimizer step over micro-batches (gradient accumulation and extra streams alike)."""
+        start = time.perf_counter()
+        acc, unet, te = self.accelerator, self.model.unet, self.model.text_encoder
+        train_te = self.text_encoder_training
+        te.requires_grad_(train_te)
+        te.train(train_te)
+        total = sum(len(b) for b in batches)
+        losses: dict[str, list[torch.Tensor]] = {}
+        for i, batch in enumerate(batches):
+            last = i == len(batches) - 1
+            sync = acc.no_sync(unet) if not last and acc.num_processes > 1 else _null()
+            with sync, acc.autocast():
+                loss, per_sample = self._micro_batch_loss(batch, train_te)
+                acc.backward(loss * len(batch) / total)
+            losses.setdefault(batch.stream, []).append(per_sample.detach().float())
+        if train_te and acc.num_processes > 1:  # the text encoder is not DDP-wrapped: average its gradients here
+            for p in te.parameters():
+                if p.grad is not None:
+                    p.grad = acc.reduce(p.grad, reduction="mean")
+        if acc.sync_gradients and self.settings.max_grad_norm > 0:
+            params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+            acc.clip_grad_norm_(params, self.settings.max_grad_norm)
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.progress.global_step += 1
+        flat = {name: torch.cat(parts) for name, parts in losses.items()}
+        everything = torch.cat(list(flat.values()))
+        return StepResult(step=self.progress.global_step, epoch=self.progress.epoch + 1,
+                          loss=float(everything.mean()), stream_losses={k: float(v.mean()) for k, v in flat.items()},
+                          lr=float(self.lr_scheduler.get_last_lr()[0]), samples=total,
+                          seconds=time.perf_counter() - start)
+
+    def _micro_batch_loss(self, batch: Batch, train_te: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        from ..text.conditioning import chunk_tokens, encode_chunks
+        from .losses import diffusion_loss
+        from .timesteps import sample_timesteps
+        from .noise import add_noise, perturb_noise, sample_noise
+
+        model, gen, dev = self.model, self.generator, self.device
+        latents = self.latents_of(batch)
+        tokens = chunk_tokens(model.tokenizer, batch.captions, self.settings.max_chunks, model.family)
+        with torch.set_grad_enabled(train_te):
+            cond = encode_chunks(model.text_encoder, tokens.to(dev), self.settings.clip_skip, model.family)
+        noise = sample_noise(latents, gen, **self.noise_options["noise"])
+        timesteps = sample_timesteps(latents.shape[0], gen, **self.noise_options["timesteps"]).to(dev)
+        model_noise = perturb_noise(noise, gen, **self.noise_options["perturb"])
+        noisy = add_noise(latents, model_noise, timesteps, self.alphas_cumprod.to(dev))
+        pred = model.unet(noisy, timesteps, cond).sample
+        return diffusion_loss(pred.float(), latents.float(), noise.float(), timesteps,
+                              alphas_cumprod=self.alphas_cumprod.to(dev), prediction_type=model.prediction_type,
+                              options=self.loss_options, sample_weights=batch.loss_weights.to(dev))
+
+    def latents_of(self, batch: Batch) -> torch.Tensor:
+        """Cached latents as they are; otherwise encode the pixels with the (frozen) VAE, sampling with our generator."""
+        vae = self.model.vae
+        if batch.latents is not None:
+            return batch.latents.to(self.device)
+        with torch.no_grad():
+            pixels = batch.pixels.to(self.device, next(vae.parameters()).dtype)
+            dist = vae.encode(pixels).latent_dist
+            noise = torch.randn(dist.mean.shape, generator=self.generator).to(dist.mean)
+            return (dist.mean + dist.std * noise) * vae.config.scaling_factor
+
+
+def _groups(batches: Iterator[Batch], size: int) -> Iterator[list[Batch]]:
+    group: list[Batch] = []
+    for batch in batches:
+        group.append(batch)
+        if len(group) == size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

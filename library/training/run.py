@@ -1,0 +1,383 @@
+"""One training run, assembled from the config: data, accelerator, model, optimizer, callbacks, resume.
+
+The order matters for users: the dataset is scanned (and an empty or broken one reported) before any
+model loads, and the config echo comes first in the log so a pasted log says how the run was set up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import signal
+import sys
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import LoadedConfig, TrainConfig, dump_args_toml
+from ..errors import UserError
+from .callbacks import Callback
+from .loop import TrainSettings, Trainer
+from .state import Progress, load_state, restore_rng, rng_state, save_state
+from .support import unsupported_notes
+
+
+def run_training(loaded: LoadedConfig) -> int:
+    """Train as configured; returns the process exit code (0 done, 130 interrupted with a saved state)."""
+    from ..data.dataset import build_training_data
+
+    train = loaded.train
+    if loaded.datasets is None:
+        raise UserError("no training data: set train_data_dir (the parent of `10_name` folders), in_json with "
+                        "train_data_dir, or dataset_config.")
+    if not train.saving.output_dir:
+        raise UserError("output_dir is not set: where should checkpoints, samples and logs go?")
+    data = build_training_data(loaded.datasets, train, strict_data=train.certain.strict_data)
+    accelerator = make_accelerator(train)
+    say = _printer(accelerator)
+    say(config_echo(train, loaded.notes + unsupported_notes(train), accelerator))
+    say("\n".join(data.describe()))
+    model = load_base_model(train)
+    say("\n".join(model.describe()))
+    settings = make_settings(train, loaded, data, accelerator)
+    prepare_model(model, train, accelerator, say)
+    if train.dataset.cache_latents or train.dataset.cache_latents_to_disk:
+        cache_latents(data, model, train, accelerator)
+    trainer = make_trainer(train, model, data, accelerator, settings, say)
+    if train.saving.resume:
+        resume(trainer, Path(train.saving.resume), say)
+    previous = _install_interrupt(trainer, say)
+    try:
+        finished = trainer.fit()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    say("training finished." if finished else "training interrupted: a resumable state was saved (see above).")
+    return 0 if finished else 130
+
+
+def make_accelerator(train: TrainConfig):
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, InitProcessGroupKwargs
+
+    precision = train.training.mixed_precision
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise UserError("mixed_precision = \"fp16\" needs a CUDA GPU; on the CPU use \"bf16\" or \"no\".")
+    kwargs = [DistributedDataParallelKwargs(gradient_as_bucket_view=train.distributed.ddp_gradient_as_bucket_view,
+                                            static_graph=train.distributed.ddp_static_graph)]
+    if train.distributed.ddp_timeout:
+        from datetime import timedelta
+        kwargs.append(InitProcessGroupKwargs(timeout=timedelta(minutes=train.distributed.ddp_timeout)))
+    return Accelerator(mixed_precision=precision, kwargs_handlers=kwargs)
+
+
+def _printer(accelerator):
+    def say(text: str) -> None:
+        if accelerator.is_main_process and text:
+            print(text, file=sys.stderr, flush=True)
+    return say
+
+
+def config_echo(train: TrainConfig, notes: list[str], accelerator) -> str:
+    """What a bug report needs: versions, device, the options that differ from defaults, the notes."""
+    import accelerate
+    import diffusers
+    import transformers
+
+    lines = [f"certain-strategy training, {datetime.now().isoformat(timespec='seconds')}",
+             f"python {platform.python_version()}, torch {torch.__version__}, diffusers {diffusers.__version__}, "
+             f"transformers {transformers.__version__}, accelerate {accelerate.__version__}",
+             f"device {accelerator.device}, processes {accelerator.num_processes}, "
+             f"mixed precision {train.training.mixed_precision}",
+             "--- options that differ from the defaults ---", dump_args_toml(train).rstrip(), "---"]
+    lines += [f"note: {note}" for note in notes]
+    return "\n".join(lines)
+
+
+def load_base_model(train: TrainConfig):
+    from ..models.sd_model import load_model
+
+    source = train.model.pretrained_model_name_or_path
+    if not source:
+        raise UserError("no base model: set pretrained_model_name_or_path (a .safetensors/.ckpt file or a diffusers "
+                        "folder).")
+    model = load_model(source, v_parameterization=True if train.model.v_parameterization else None,
+                       vae=train.model.vae)
+    if train.model.v2 and model.family != "sd2":
+        raise UserError(f"{source}: v2 = true, but the weights are an SD1 model; remove v2.")
+    if model.family == "sd2" and not train.model.v2:
+        model.notes.append("SD2 weights detected; v2 = true is implied.")
+    if train.model.clip_skip and model.family == "sd2":
+        model.notes.append("clip_skip has no effect on SD2 (it always uses the penultimate OpenCLIP block, as A1111).")
+    return model
+
+
+def text_encoder_until(train: TrainConfig, loaded: LoadedConfig) -> int | None:
+    """DreamBooth datasets train the text encoder by default (train_db.py), fine-tuning ones only with
+    train_text_encoder (fine_tune.py); stop_text_encoder_training ends it at a step, -1 means never."""
+    stop = train.training.stop_text_encoder_training
+    dreambooth = any(d.kind == "dreambooth" for d in loaded.datasets.datasets)
+    if stop == -1 or not (train.training.train_text_encoder or dreambooth or stop):
+        return None
+    return stop if stop and stop > 0 else sys.maxsize
+
+
+def total_steps(train: TrainConfig, steps_per_epoch: int) -> int:
+    epochs = train.training.max_train_epochs
+    return epochs * steps_per_epoch if epochs else train.training.max_train_steps
+
+
+def make_settings(train: TrainConfig, loaded: LoadedConfig, data, accelerator) -> TrainSettings:
+    accum = train.training.gradient_accumulation_steps
+    steps_per_epoch = -(-data.batches_per_epoch(accelerator.num_processes) // accum)
+    seed = train.training.seed if train.training.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+    return TrainSettings(
+        seed=seed, max_steps=total_steps(train, steps_per_epoch), grad_accum=accum,
+        max_grad_norm=train.optimizer.max_grad_norm, text_encoder_until=text_encoder_until(train, loaded),
+        max_chunks=train.model.max_token_length // 75, clip_skip=train.model.clip_skip,
+        num_workers=min(train.dataset.max_data_loader_n_workers, _cpus()),
+        persistent_workers=train.dataset.persistent_data_loader_workers,
+        fingerprint=_fingerprint(train))
+
+
+def _cpus() -> int:
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _fingerprint(train: TrainConfig) -> str:
+    """Options that must match for a resume to continue the same run (not paths, logging or saving)."""
+    keep = {k: v for k, v in train.to_flat().items()
+            if k in ("learning_rate", "learning_rate_te", "optimizer_type", "lr_scheduler", "train_batch_size",
+                     "gradient_accumulation_steps", "seed", "max_token_length", "clip_skip")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def prepare_model(model, train: TrainConfig, accelerator, say) -> None:
+    """Devices, dtypes, attention kernel, gradient checkpointing; the VAE stays frozen."""
+    t = train.training
+    if t.xformers or t.diffusers_xformers:
+        try:
+            import xformers  # noqa: F401
+        except ImportError:
+            raise UserError("xformers = true, but xformers is not installed (it is CUDA-only and pins its own torch). "
+                            "Remove the option: PyTorch's SDPA attention is used by default.") from None
+        model.unet.enable_xformers_memory_efficient_attention()
+    if t.gradient_checkpointing:
+        model.unet.enable_gradient_checkpointing()
+        model.text_encoder.gradient_checkpointing_enable()
+    if t.full_bf16:
+        model.unet.to(torch.bfloat16)
+        model.text_encoder.to(torch.bfloat16)
+    model.vae.requires_grad_(False)
+    model.vae.eval()
+    vae_dtype = torch.float32 if train.model.no_half_vae or t.mixed_precision == "no" else _weight_dtype(t.mixed_precision)
+    model.vae.to(accelerator.device)
+    if vae_dtype != torch.float32:
+        model.vae.to(vae_dtype)
+    model.unet.to(accelerator.device)
+    model.text_encoder.to(accelerator.device)
+    model.unet.train()
+    if t.torch_compile:
+        model.unet = torch.compile(model.unet, backend=t.dynamo_backend)
+
+
+def _weight_dtype(precision: str) -> torch.dtype:
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
+
+
+def cache_latents(data, model, train: TrainConfig, accelerator) -> None:
+    """Encode every image once (kohya's cache_latents); the cache is keyed by the VAE's weights."""
+    vae = model.vae
+    generator = torch.Generator().manual_seed(train.training.seed or 0)
+    dtype = next(vae.parameters()).dtype
+
+    @torch.no_grad()
+    def encode(pixels: torch.Tensor) -> torch.Tensor:
+        dist = vae.encode(pixels.to(accelerator.device, dtype)).latent_dist
+        noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean)
+        return ((dist.mean + dist.std * noise) * vae.config.scaling_factor).float().cpu()
+
+    data.cache_latents(encode, vae_fingerprint(vae), to_disk=train.dataset.cache_latents_to_disk,
+                       batch_size=train.dataset.vae_batch_size, progress=accelerator.is_main_process)
+
+
+def vae_fingerprint(vae) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(vae.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def make_trainer(train: TrainConfig, model, data, accelerator, settings: TrainSettings, say) -> Trainer:
+    from ..sampling.schedule import alphas_cumprod, rescale_zero_terminal_snr
+    from .losses import LossOptions
+    from .lr_schedules import lr_scheduler_from_config
+    from .optimizers import make_optimizer
+
+    opt = train.optimizer
+    groups = [{"params": [p for p in model.unet.parameters()], "lr": opt.learning_rate}]
+    if settings.text_encoder_until is not None:
+        groups.append({"params": [p for p in model.text_encoder.parameters()],
+                       "lr": opt.learning_rate_te if opt.learning_rate_te is not None else opt.learning_rate})
+    else:
+        model.text_encoder.requires_grad_(False)
+        model.text_encoder.eval()
+    optimizer, notes = make_optimizer(opt.optimizer_type, groups, opt.learning_rate, opt.optimizer_args)
+    for note in notes:
+        say(f"note: {note}")
+    scheduler = lr_scheduler_from_config(optimizer, opt, settings.max_steps * accelerator.num_processes)
+    model.unet, optimizer = accelerator.prepare(model.unet, optimizer)
+    ac = alphas_cumprod(model.config.scheduler)
+    if train.training.zero_terminal_snr:
+        ac = rescale_zero_terminal_snr(ac)
+    t = train.training
+    noise_options = {
+        "noise": dict(noise_offset=t.noise_offset, noise_offset_random_strength=t.noise_offset_random_strength,
+                      adaptive_noise_scale=t.adaptive_noise_scale, multires_iterations=t.multires_noise_iterations,
+                      multires_discount=t.multires_noise_discount),
+        "timesteps": dict(min_timestep=t.min_timestep, max_timestep=t.max_timestep),
+        "perturb": dict(ip_noise_gamma=t.ip_noise_gamma, random_strength=t.ip_noise_gamma_random_strength),
+    }
+    trainer = Trainer(accelerator=accelerator, model=model, data=data, optimizer=optimizer, lr_scheduler=scheduler,
+                      settings=settings, alphas_cumprod=ac, loss_options=LossOptions.from_config(train),
+                      noise_options=noise_options)
+    trainer.callbacks = make_callbacks(train, trainer)
+    return trainer
+
+
+def make_callbacks(train: TrainConfig, trainer: Trainer) -> list[Callback]:
+    from .progress import JsonlProgress, TensorBoardLog, TqdmProgress
+    from .samples import SampleImages, SampleSchedule
+    from .saving import CheckpointSaver, SavePolicy
+
+    out = Path(train.saving.output_dir)
+    callbacks: list[Callback] = [JsonlProgress(sys.stdout)] if train.certain.progress_stdout else [TqdmProgress()]
+    if train.certain.progress_jsonl:
+        callbacks.append(JsonlProgress.to_file(train.certain.progress_jsonl))
+    if train.logging.logging_dir:
+        callbacks.append(TensorBoardLog(TensorBoardLog.run_dir(train.logging.logging_dir, train.logging.log_prefix)))
+    if train.sample_prompt.sample_prompts:
+        s = train.sample_prompt
+        size = train.dataset.resolution or (trainer.model.config.resolution,) * 2
+        callbacks.append(SampleImages(SampleSchedule(Path(s.sample_prompts), s.sample_every_n_steps,
+                                                     s.sample_every_n_epochs, s.sample_at_first,
+                                                     sample_sampler(s.sample_sampler, trainer), tuple(size)),
+                                      out, train.saving.output_name))
+    sv = train.saving
+    every_n_epochs = sv.save_every_n_epochs
+    if sv.save_n_epoch_ratio:
+        epochs = -(-trainer.settings.max_steps // max(trainer.steps_per_epoch, 1))
+        every_n_epochs = max(1, epochs // sv.save_n_epoch_ratio)
+    policy = SavePolicy(out, sv.output_name, sv.save_model_as or "safetensors", sv.save_precision, every_n_epochs,
+                        sv.save_every_n_steps, sv.save_last_n_epochs, sv.save_last_n_epochs_state,
+                        sv.save_last_n_steps, sv.save_last_n_steps_state, sv.save_state, sv.save_state_on_train_end)
+    callbacks.append(CheckpointSaver(policy, lambda path: save_trained_model(trainer, train, path, policy),
+                                     lambda folder: write_state(trainer, folder)))
+    return callbacks
+
+
+def sample_sampler(name: str, trainer: Trainer) -> str:
+    """kohya's default is DDIM, which arrives with the A1111 generation issue; until then Euler a stands in."""
+    from ..sampling.request import sampler_key
+
+    try:
+        return sampler_key(name)
+    except UserError:
+        _printer(trainer.accelerator)(f"note: sample_sampler `{name}` is not available yet; sample images use Euler a.")
+        return "euler_a"
+
+
+def save_trained_model(trainer: Trainer, train: TrainConfig, path: Path, policy) -> None:
+    from ..models.metadata import modelspec_metadata
+    from ..models.sd_model import save_model
+
+    model = trainer.model_for_sampling()
+    stale = [k for k in model.extras if k.startswith("model_ema")]
+    extras = {k: v for k, v in model.extras.items() if k not in stale}  # the EMA copy no longer matches
+    resolution = train.dataset.resolution
+    meta = modelspec_metadata(model.config, title=train.metadata.metadata_title or path.stem, resolution=resolution,
+                              extra=training_metadata(trainer, train))
+    save_model(replace(model, extras=extras), path, precision=policy.save_precision, metadata=meta)
+
+
+def training_metadata(trainer: Trainer, train: TrainConfig) -> dict[str, Any]:
+    """kohya's ss_* names where they exist (A1111 and Civitai show them), plus the full options echo."""
+    m, t, o = train.metadata, train.training, train.optimizer
+    meta: dict[str, Any] = {
+        "ss_output_name": train.saving.output_name or "", "ss_steps": trainer.progress.global_step,
+        "ss_epoch": trainer.progress.epoch, "ss_max_train_steps": trainer.settings.max_steps,
+        "ss_seed": trainer.settings.seed, "ss_learning_rate": o.learning_rate,
+        "ss_text_encoder_lr": o.learning_rate_te, "ss_optimizer": o.optimizer_type, "ss_lr_scheduler": o.lr_scheduler,
+        "ss_mixed_precision": t.mixed_precision, "ss_clip_skip": train.model.clip_skip,
+        "ss_max_token_length": train.model.max_token_length, "ss_v2": trainer.model.family == "sd2",
+        "ss_gradient_accumulation_steps": t.gradient_accumulation_steps, "ss_noise_offset": t.noise_offset,
+        "ss_min_snr_gamma": t.min_snr_gamma, "ss_prior_loss_weight": t.prior_loss_weight, "ss_loss_type": t.loss_type,
+        "ss_sd_model_name": Path(str(train.model.pretrained_model_name_or_path)).name,
+        "ss_tag_frequency": trainer.data.tag_frequency,
+        "certain.training_options": dump_args_toml(train),
+    }
+    for name in ("author", "description", "license", "tags", "usage_hint", "merged_from", "trigger_phrase",
+                 "preprocessor", "is_negative_embedding", "thumbnail"):
+        value = getattr(m, f"metadata_{name}")
+        if value:
+            meta[f"modelspec.{name}"] = value
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def write_state(trainer: Trainer, folder: Path) -> None:
+    from accelerate.utils import gather_object
+
+    rng = gather_object([rng_state(trainer.generator)])
+    if trainer.is_main:
+        modules = {"unet": trainer.model_for_sampling().unet}
+        if trainer.settings.text_encoder_until is not None:
+            modules["text_encoder"] = trainer.model.text_encoder
+        progress = replace(trainer.progress, extra={
+            "streams": {s.name: s.state_dict() for s in trainer.streams},
+            "callbacks": {type(c).__name__: c.state_dict() for c in trainer.callbacks}})
+        scaler = getattr(trainer.accelerator, "scaler", None)
+        save_state(folder, progress=progress, modules=modules, optimizer=trainer.optimizer,
+                   lr_scheduler=trainer.lr_scheduler, scaler=scaler, rng_per_rank=rng,
+                   fingerprint=trainer.settings.fingerprint)
+    trainer.accelerator.wait_for_everyone()
+
+
+def resume(trainer: Trainer, folder: Path, say) -> None:
+    state = load_state(folder)
+    if state.fingerprint != trainer.settings.fingerprint:
+        say(f"note: {folder} was saved with different core options (learning rate, optimizer, batch, seed, ...); "
+            f"continuing with the current ones.")
+    trainer.model_for_sampling().unet.load_state_dict(state.weights["unet"])  # copies, keeping each dtype
+    if "text_encoder" in state.weights:
+        trainer.model.text_encoder.load_state_dict(state.weights["text_encoder"])
+    trainer.optimizer.load_state_dict(state.optimizer["optimizer"])
+    trainer.lr_scheduler.load_state_dict(state.optimizer["lr_scheduler"])
+    scaler = getattr(trainer.accelerator, "scaler", None)
+    if scaler is not None and state.optimizer.get("scaler"):
+        scaler.load_state_dict(state.optimizer["scaler"])
+    rank = trainer.accelerator.process_index
+    if rank >= len(state.rng_per_rank):
+        raise UserError(f"{folder}: saved with {len(state.rng_per_rank)} processes; resume with the same number.")
+    restore_rng(trainer.generator, state.rng_per_rank[rank])
+    extra = state.progress.extra
+    for stream in trainer.streams:
+        stream.load_state_dict(extra.get("streams", {}).get(stream.name, {}))
+    for cb in trainer.callbacks:
+        cb.load_state_dict(extra.get("callbacks", {}).get(type(cb).__name__, {}))
+    trainer.progress = Progress(state.progress.global_step, state.progress.epoch, state.progress.batch_in_epoch)
+    say(f"resumed from {folder} at step {trainer.progress.global_step} (epoch {trainer.progress.epoch + 1}).")
+
+
+def _install_interrupt(trainer: Trainer, say):
+    """First Ctrl-C: finish the current step, save a resumable state, exit. Second Ctrl-C: stop at once."""
+    def handler(signum, frame):
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        say("\nstopping after this step and saving a resumable state (Ctrl-C again to stop at once)...")
+    return signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,80 @@
+"""Sample images during training, from a kohya prompt file, through the one shared generation function.
+
+Files go to `<output_dir>/sample/` named as kohya does (`<name>_<e000003 | 000500>_<02 prompt>_<time>_<seed>.png`)
+with an A1111 infotext, plus one labelled grid per sampling event, so progress can be seen at a glance.
+The prompt file is re-read every time, so it can be edited while training runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .callbacks import Callback, StepResult
+
+
+@dataclass
+class SampleSchedule:
+    prompts_file: Path
+    every_n_steps: int | None = None
+    every_n_epochs: int | None = None  # when set, every_n_steps is ignored (kohya)
+    at_first: bool = False
+    sampler: str = "euler_a"
+    default_size: tuple[int, int] = (512, 512)
+
+
+@dataclass
+class SampleImages(Callback):
+    schedule: SampleSchedule
+    output_dir: Path
+    output_name: str | None = None
+
+    def on_train_start(self, trainer) -> None:
+        if self.schedule.at_first and trainer.progress.global_step == 0:
+            self._sample(trainer, "e000000")
+
+    def on_step_end(self, trainer, result: StepResult) -> None:
+        s = self.schedule
+        if not s.every_n_epochs and s.every_n_steps and s.every_n_steps > 0 and result.step % s.every_n_steps == 0:
+            self._sample(trainer, f"{result.step:06d}")
+
+    def on_epoch_end(self, trainer) -> None:
+        s = self.schedule
+        if s.every_n_epochs and s.every_n_epochs > 0 and trainer.progress.epoch % s.every_n_epochs == 0:
+            self._sample(trainer, f"e{trainer.progress.epoch:06d}")
+
+    def _sample(self, trainer, tag: str) -> None:
+        from ..errors import UserError
+        from ..sampling.generate import generate
+        from ..sampling.grid import make_grid
+        from ..sampling.infotext import ModelIdentity, save_png
+        from ..sampling.sample_prompts import load_sample_prompts
+
+        if not trainer.is_main:
+            trainer.accelerator.wait_for_everyone()
+            return
+        try:
+            requests = load_sample_prompts(self.schedule.prompts_file, default_size=self.schedule.default_size,
+                                           default_sampler=self.schedule.sampler)
+        except UserError as e:  # a broken prompt file must not stop a long run
+            trainer.log_event("note", message=f"sample images skipped: {e}")
+            trainer.accelerator.wait_for_everyone()
+            return
+        identity = ModelIdentity(name=f"{self.output_name or 'last'}@step{trainer.progress.global_step}")
+        with trainer.eval_weights():  # the weights in memory have no file hash yet: the infotext names the run
+            images = generate(trainer.model_for_sampling(), requests, device=trainer.device, identity=identity)
+        folder = self.output_dir / "sample"
+        stamp = time.strftime("%Y%m%d%H%M%S")
+        prefix = f"{self.output_name}_" if self.output_name else ""
+        files = []
+        for index, image in enumerate(images):
+            path = folder / f"{prefix}{tag}_{index:02d}_{stamp}_{image.seed}.png"
+            save_png(image.image, path, image.infotext)
+            files.append(str(path))
+        grid = make_grid([i.image for i in images], rows=1, cols=len(images),
+                         labels=[i.request.prompt[:40] for i in images])
+        grid_path = folder / f"{prefix}{tag}_grid.png"
+        save_png(grid, grid_path, f"step {trainer.progress.global_step}")
+        trainer.log_event("sample", step=trainer.progress.global_step, files=files, grid=str(grid_path))
+        trainer.accelerator.wait_for_everyone()

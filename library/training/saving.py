@@ -1,0 +1,125 @@
+"""Checkpoint and state saving on kohya's schedule and with kohya's file names.
+
+Final model `<name>.<ext>` (name defaults to `last`), per epoch `<name>-000003.<ext>`, per step
+`<name>-step00000500.<ext>`; states beside them as `<model name>-state`. Only the main process writes.
+`save_last_n_epochs` keeps the newest N epoch saves; `save_last_n_steps` keeps step saves newer than N
+steps (a window, as kohya). Ctrl-C writes a resumable `<name>-interrupted-state`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .callbacks import Callback, StepResult
+
+EXTENSIONS = {"safetensors": ".safetensors", "ckpt": ".ckpt", "diffusers": "", "diffusers_safetensors": ""}
+
+
+@dataclass
+class SavePolicy:
+    output_dir: Path
+    output_name: str | None = None
+    save_model_as: str = "safetensors"
+    save_precision: str | None = None
+    every_n_epochs: int | None = None
+    every_n_steps: int | None = None
+    last_n_epochs: int | None = None
+    last_n_epochs_state: int | None = None
+    last_n_steps: int | None = None
+    last_n_steps_state: int | None = None
+    save_state: bool = False
+    save_state_on_train_end: bool = False
+
+    def model_path(self, kind: str, number: int = 0) -> Path:
+        ext = EXTENSIONS[self.save_model_as]
+        if kind == "final":
+            stem = self.output_name or "last"
+        elif kind == "epoch":
+            stem = f"{self.output_name or 'epoch'}-{number:06d}"
+        elif kind == "step":
+            stem = f"{self.output_name or 'at'}-step{number:08d}"
+        else:
+            stem = f"{self.output_name or 'last'}-interrupted"
+        return self.output_dir / f"{stem}{ext}"
+
+    @staticmethod
+    def state_path(model_path: Path) -> Path:
+        return model_path.with_name(model_path.name.removesuffix(model_path.suffix) + "-state")
+
+
+@dataclass
+class CheckpointSaver(Callback):
+    """Saves models (and states) at epoch/step boundaries and at the end; records what it wrote."""
+
+    policy: SavePolicy
+    save_model: Callable[[Path], None]  # writes the current model (with metadata) to a path
+    save_state: Callable[[Path], None]  # writes the resumable state folder
+    written: list[Path] = field(default_factory=list)
+
+    def on_step_end(self, trainer, result: StepResult) -> None:
+        p = self.policy
+        if p.every_n_steps and result.step % p.every_n_steps == 0 and result.step < trainer.settings.max_steps:
+            self._save(trainer, p.model_path("step", result.step), p.save_state)
+            self._prune(trainer, "step", result.step)
+
+    def on_epoch_end(self, trainer) -> None:
+        p, epoch = self.policy, trainer.progress.epoch
+        if p.every_n_epochs and epoch % p.every_n_epochs == 0 and trainer.progress.global_step < trainer.settings.max_steps:
+            self._save(trainer, p.model_path("epoch", epoch), p.save_state)
+            self._prune(trainer, "epoch", epoch)
+
+    def on_train_end(self, trainer, interrupted: bool) -> None:
+        p = self.policy
+        if interrupted:
+            self._write_state(trainer, p.state_path(p.model_path("interrupted")))
+            return
+        self._save(trainer, p.model_path("final"), p.save_state or p.save_state_on_train_end)
+
+    def _save(self, trainer, path: Path, with_state: bool) -> None:
+        if trainer.is_main:
+            with trainer.eval_weights():
+                self.save_model(path)
+            self.written.append(path)
+            trainer.log_event("save", path=str(path), step=trainer.progress.global_step)
+        if with_state:
+            self._write_state(trainer, self.policy.state_path(path))
+        trainer.accelerator.wait_for_everyone()
+
+    def _write_state(self, trainer, folder: Path) -> None:
+        self.save_state(folder)  # gathers RNG states from every rank; the main process writes
+        if trainer.is_main:
+            trainer.log_event("state", path=str(folder), step=trainer.progress.global_step)
+
+    def _prune(self, trainer, kind: str, number: int) -> None:
+        """Drop saves that fall out of the keep window (kohya's save_last_n_* semantics)."""
+        if not trainer.is_main:
+            return
+        p = self.policy
+        if kind == "epoch":
+            keep_models, keep_states, every = p.last_n_epochs, p.last_n_epochs_state, p.every_n_epochs or 1
+            old = number - every * (keep_models or 0)
+            old_state = number - every * (keep_states or keep_models or 0)
+        else:
+            keep_models, keep_states, every = p.last_n_steps, p.last_n_steps_state, p.every_n_steps or 1
+            old = _window_start(number, keep_models or 0, every)
+            old_state = _window_start(number, keep_states or keep_models or 0, every)
+        if keep_models and old > 0:
+            _remove(p.model_path(kind, old))
+        if (keep_states or keep_models) and old_state > 0:
+            _remove(p.state_path(p.model_path(kind, old_state)))
+
+
+def _window_start(step: int, window: int, every: int) -> int:
+    """The step save that just left a window of `window` steps (kohya: step - N - 1, rounded down to a save)."""
+    start = step - window - 1
+    return start - start % every
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

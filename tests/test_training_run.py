@@ -1,0 +1,192 @@
+"""Whole training runs on the tiny model: it learns, it saves, it resumes exactly, it stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import train_certain
+from library.models.sd_model import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory):
+    from library.sample_data import write_sample_dataset
+    return write_sample_dataset(tmp_path_factory.mktemp("data") / "sample", seed=0)
+
+
+def base_args(model: Path, data, out: Path, *extra: str) -> list[str]:
+    return ["--pretrained_model_name_or_path", str(model), "--train_data_dir", str(data.train_dir.parent),
+            "--caption_extension", ".txt", "--resolution", "64", "--train_batch_size", "4", "--seed", "7",
+            "--learning_rate", "1e-4", "--output_dir", str(out), "--max_data_loader_n_workers", "0",
+            "--progress_jsonl", str(out / "progress.jsonl"), *extra]
+
+
+def fixed_batch_loss(model_path: Path, data) -> float:
+    """MSE of the UNet's noise prediction on a fixed batch: fixed images, captions, noise and timesteps."""
+    import numpy as np
+    from PIL import Image
+
+    from library.sampling.schedule import alphas_cumprod
+    from library.text.conditioning import encode_prompts
+    from library.training.noise import add_noise
+
+    model = load_model(model_path)
+    images = sorted(data.train_dir.glob("*.png"))[:4]
+    arrays = [np.asarray(Image.open(p).convert("RGB").resize((64, 64)), dtype=np.float32) for p in images]
+    pixels = torch.stack([torch.from_numpy(a).permute(2, 0, 1) / 127.5 - 1 for a in arrays])
+    captions = [p.with_suffix(".txt").read_text() for p in images]
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        latents = model.vae.encode(pixels).latent_dist.mean * model.vae.config.scaling_factor
+        ac = alphas_cumprod(model.config.scheduler)
+        noise = torch.randn(latents.shape, generator=gen)
+        t = torch.tensor([100, 300, 500, 700])
+        cond = encode_prompts(model, captions, max_chunks=1)
+        pred = model.unet(add_noise(latents, noise, t, ac), t, cond).sample
+    return float(torch.nn.functional.mse_loss(pred, noise))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, tiny_sd1, sample_dataset):
+    out = tmp_path_factory.mktemp("run")
+    code = train_certain.main(base_args(tiny_sd1, sample_dataset, out, "--max_train_steps", "40",
+                                        "--learning_rate", "3e-4", "--cache_latents"))
+    assert code == 0
+    return out
+
+
+def test_training_lowers_the_loss_on_a_fixed_batch(trained, tiny_sd1, sample_dataset):
+    before = fixed_batch_loss(tiny_sd1, sample_dataset)
+    after = fixed_batch_loss(trained / "last.safetensors", sample_dataset)
+    assert after < 0.9 * before, (before, after)
+
+
+def test_the_checkpoint_loads_back_and_differs_from_the_base(trained, tiny_sd1):
+    base, tuned = load_model(tiny_sd1), load_model(trained / "last.safetensors")
+    assert tuned.config.name == "tiny-sd1"
+    changed = [k for k, v in tuned.unet.state_dict().items() if not torch.equal(v, base.unet.state_dict()[k])]
+    assert len(changed) > 0.9 * len(base.unet.state_dict())
+    assert all(torch.equal(v, base.vae.state_dict()[k]) for k, v in tuned.vae.state_dict().items())  # VAE frozen
+    meta = load_model(trained / "last.safetensors").metadata
+    assert meta["ss_steps"] == "40" and "sks girl" in meta["ss_tag_frequency"]
+    assert meta["modelspec.architecture"] == "stable-diffusion-v1"
+
+
+def test_progress_is_machine_readable(trained):
+    events = [json.loads(line) for line in (trained / "progress.jsonl").read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("step") == 40
+    step = next(e for e in events if e["event"] == "step")
+    assert {"step", "total_steps", "epoch", "loss", "lr", "it_s", "eta_s"} <= step.keys()
+    assert any(e["event"] == "save" and e["path"].endswith("last.safetensors") for e in events)
+
+
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path, tiny_sd1, sample_dataset):
+    common = ("--max_train_steps", "6", "--save_every_n_steps", "3", "--save_state", "--lr_scheduler", "cosine",
+              "--shuffle_caption", "--flip_aug", "--noise_offset", "0.05", "--train_batch_size", "2")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert train_certain.main(base_args(tiny_sd1, sample_dataset, straight, *common)) == 0
+    state = straight / "at-step00000003-state"
+    assert state.is_dir()
+    assert train_certain.main(base_args(tiny_sd1, sample_dataset, resumed, *common, "--resume", str(state))) == 0
+    a, b = load_file(str(straight / "last.safetensors")), load_file(str(resumed / "last.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "weights differ after resume"
+    opt_a = torch.load(straight / "last-state" / "optimizer.pt", weights_only=True)["optimizer"]["state"]
+    opt_b = torch.load(resumed / "last-state" / "optimizer.pt", weights_only=True)["optimizer"]["state"]
+    assert opt_a.keys() == opt_b.keys()
+    assert all(torch.equal(opt_a[i][k], opt_b[i][k]) for i in opt_a for k in opt_a[i]), "optimizer state differs"
+
+
+def test_ctrl_c_saves_a_resumable_state_and_exits_cleanly(tmp_path, tiny_sd1, sample_dataset, monkeypatch):
+    from library.training import run
+    from library.training.callbacks import Callback
+
+    class PressCtrlC(Callback):
+        def on_step_end(self, trainer, result):
+            if result.step == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    make = run.make_callbacks
+    monkeypatch.setattr(run, "make_callbacks", lambda train, trainer: make(train, trainer) + [PressCtrlC()])
+    out = tmp_path / "out"
+    assert train_certain.main(base_args(tiny_sd1, sample_dataset, out, "--max_train_steps", "10")) == 130
+    state = out / "last-interrupted-state"
+    assert json.loads((state / "progress.json").read_text())["global_step"] == 2
+    assert not (out / "last.safetensors").exists()
+    assert signal.getsignal(signal.SIGINT) is not None  # the previous handler is back
+    monkeypatch.setattr(run, "make_callbacks", make)
+    assert train_certain.main(base_args(tiny_sd1, sample_dataset, out, "--max_train_steps", "4", "--resume",
+                                        str(state))) == 0
+    assert (out / "last.safetensors").is_file()
+
+
+def test_kohya_documentation_dataset_config_trains_unchanged(tmp_path, tiny_sd1, sample_dataset):
+    """The first example of sd-scripts' docs/config_README-en.md, only its Windows paths pointed at our data."""
+    reg = sample_dataset.reg_dir
+    config = tmp_path / "dataset.toml"
+    config.write_text(f"""[general]
+shuffle_caption = true
+caption_extension = '.txt'
+keep_tokens = 1
+
+# This is a DreamBooth-style dataset
+[[datasets]]
+resolution = 512
+batch_size = 4
+keep_tokens = 2
+
+  [[datasets.subsets]]
+  image_dir = '{sample_dataset.train_dir}'
+  class_tokens = 'hoge girl'
+  # This subset uses keep_tokens = 2 (the value of the parent datasets)
+
+  [[datasets.subsets]]
+  image_dir = '{reg}'
+  class_tokens = 'fuga boy'
+  keep_tokens = 3
+
+  [[datasets.subsets]]
+  is_reg = true
+  image_dir = '{reg}'
+  class_tokens = 'human'
+  keep_tokens = 1
+
+# This is a fine-tuning dataset
+[[datasets]]
+resolution = [768, 768]
+batch_size = 2
+
+  [[datasets.subsets]]
+  image_dir = '{sample_dataset.root}'
+  metadata_file = '{sample_dataset.meta_file}'
+  # This subset uses keep_tokens = 1 (the value of [general])
+""")
+    out = tmp_path / "out"
+    code = train_certain.main(["--pretrained_model_name_or_path", str(tiny_sd1), "--dataset_config", str(config),
+                               "--output_dir", str(out), "--max_train_steps", "2", "--max_data_loader_n_workers", "0"])
+    assert code == 0 and (out / "last.safetensors").is_file()
+
+
+def test_two_process_accelerate_run(tmp_path, tiny_sd1, sample_dataset):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+           str(ROOT / "train_certain.py"), *base_args(tiny_sd1, sample_dataset, out, "--max_train_steps", "3")]
+    result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "processes 2" in result.stderr
+    events = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3]  # only rank 0 writes
+    assert load_model(out / "last.safetensors").config.name == "tiny-sd1"
