@@ -30,3 +30,20 @@ def tiny_sd2(tiny_dir):
 @pytest.fixture(params=["sd1", "sd2"])
 def tiny_file(request, tiny_sd1, tiny_sd2):
     return {"sd1": tiny_sd1, "sd2": tiny_sd2}[request.param]
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory):
+    from library.sample_data import write_sample_dataset
+    return write_sample_dataset(tmp_path_factory.mktemp("data") / "sample", seed=0)
+
+
+@pytest.fixture(scope="session")
+def train_args(tiny_sd1, sample_dataset):
+    """Command-line arguments for a small, fast training run of the tiny model on the sample dataset."""
+    def make(out, *extra: str) -> list[str]:
+        return ["--pretrained_model_name_or_path", str(tiny_sd1), "--train_data_dir", str(sample_dataset.train_dir.parent),
+                "--caption_extension", ".txt", "--resolution", "64", "--train_batch_size", "4", "--seed", "7",
+                "--learning_rate", "1e-4", "--output_dir", str(out), "--max_data_loader_n_workers", "0",
+                "--progress_jsonl", str(out / "progress.jsonl"), *extra]
+    return make

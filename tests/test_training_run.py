@@ -19,19 +19,6 @@ from library.models.sd_model import load_model
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def sample_dataset(tmp_path_factory):
-    from library.sample_data import write_sample_dataset
-    return write_sample_dataset(tmp_path_factory.mktemp("data") / "sample", seed=0)
-
-
-def base_args(model: Path, data, out: Path, *extra: str) -> list[str]:
-    return ["--pretrained_model_name_or_path", str(model), "--train_data_dir", str(data.train_dir.parent),
-            "--caption_extension", ".txt", "--resolution", "64", "--train_batch_size", "4", "--seed", "7",
-            "--learning_rate", "1e-4", "--output_dir", str(out), "--max_data_loader_n_workers", "0",
-            "--progress_jsonl", str(out / "progress.jsonl"), *extra]
-
-
 def fixed_batch_loss(model_path: Path, data) -> float:
     """MSE of the UNet's noise prediction on a fixed batch: fixed images, captions, noise and timesteps."""
     import numpy as np
@@ -58,9 +45,9 @@ def fixed_batch_loss(model_path: Path, data) -> float:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, tiny_sd1, sample_dataset):
+def trained(tmp_path_factory, train_args):
     out = tmp_path_factory.mktemp("run")
-    code = train_certain.main(base_args(tiny_sd1, sample_dataset, out, "--max_train_steps", "40",
+    code = train_certain.main(train_args(out, "--max_train_steps", "40",
                                         "--learning_rate", "3e-4", "--cache_latents"))
     assert code == 0
     return out
@@ -92,14 +79,14 @@ def test_progress_is_machine_readable(trained):
     assert any(e["event"] == "save" and e["path"].endswith("last.safetensors") for e in events)
 
 
-def test_resumed_run_equals_the_uninterrupted_one(tmp_path, tiny_sd1, sample_dataset):
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path, train_args):
     common = ("--max_train_steps", "6", "--save_every_n_steps", "3", "--save_state", "--lr_scheduler", "cosine",
               "--shuffle_caption", "--flip_aug", "--noise_offset", "0.05", "--train_batch_size", "2")
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert train_certain.main(base_args(tiny_sd1, sample_dataset, straight, *common)) == 0
+    assert train_certain.main(train_args(straight, *common)) == 0
     state = straight / "at-step00000003-state"
     assert state.is_dir()
-    assert train_certain.main(base_args(tiny_sd1, sample_dataset, resumed, *common, "--resume", str(state))) == 0
+    assert train_certain.main(train_args(resumed, *common, "--resume", str(state))) == 0
     a, b = load_file(str(straight / "last.safetensors")), load_file(str(resumed / "last.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "weights differ after resume"
     opt_a = torch.load(straight / "last-state" / "optimizer.pt", weights_only=True)["optimizer"]["state"]
@@ -108,7 +95,7 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, tiny_sd1, sample_dat
     assert all(torch.equal(opt_a[i][k], opt_b[i][k]) for i in opt_a for k in opt_a[i]), "optimizer state differs"
 
 
-def test_ctrl_c_saves_a_resumable_state_and_exits_cleanly(tmp_path, tiny_sd1, sample_dataset, monkeypatch):
+def test_ctrl_c_saves_a_resumable_state_and_exits_cleanly(tmp_path, train_args, monkeypatch):
     from library.training import run
     from library.training.callbacks import Callback
 
@@ -120,13 +107,13 @@ def test_ctrl_c_saves_a_resumable_state_and_exits_cleanly(tmp_path, tiny_sd1, sa
     make = run.make_callbacks
     monkeypatch.setattr(run, "make_callbacks", lambda train, trainer: make(train, trainer) + [PressCtrlC()])
     out = tmp_path / "out"
-    assert train_certain.main(base_args(tiny_sd1, sample_dataset, out, "--max_train_steps", "10")) == 130
+    assert train_certain.main(train_args(out, "--max_train_steps", "10")) == 130
     state = out / "last-interrupted-state"
     assert json.loads((state / "progress.json").read_text())["global_step"] == 2
     assert not (out / "last.safetensors").exists()
     assert signal.getsignal(signal.SIGINT) is not None  # the previous handler is back
     monkeypatch.setattr(run, "make_callbacks", make)
-    assert train_certain.main(base_args(tiny_sd1, sample_dataset, out, "--max_train_steps", "4", "--resume",
+    assert train_certain.main(train_args(out, "--max_train_steps", "4", "--resume",
                                         str(state))) == 0
     assert (out / "last.safetensors").is_file()
 
@@ -178,12 +165,12 @@ batch_size = 2
     assert code == 0 and (out / "last.safetensors").is_file()
 
 
-def test_two_process_accelerate_run(tmp_path, tiny_sd1, sample_dataset):
+def test_two_process_accelerate_run(tmp_path, train_args):
     out = tmp_path / "ddp"
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
-           str(ROOT / "train_certain.py"), *base_args(tiny_sd1, sample_dataset, out, "--max_train_steps", "3")]
+           str(ROOT / "train_certain.py"), *train_args(out, "--max_train_steps", "3")]
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "processes 2" in result.stderr

@@ -106,17 +106,21 @@ class TensorBoardLog(Callback):
     """Scalars under `<logging_dir>/<log_prefix><YYYYmmddHHMMSS>` (kohya's layout): loss, per-stream loss, lr."""
 
     log_dir: Path
+    options_toml: str | None = None  # log_config: the run's options as text, shown under TEXT in TensorBoard
     writer: Any = None
 
     @staticmethod
-    def run_dir(logging_dir: str | Path, prefix: str | None) -> Path:
-        return Path(logging_dir) / f"{prefix or ''}{time.strftime('%Y%m%d%H%M%S')}"
+    def run_dir(logging_dir: str | Path, prefix: str | None, tracker_name: str | None = None) -> Path:
+        run = Path(logging_dir) / f"{prefix or ''}{time.strftime('%Y%m%d%H%M%S')}"
+        return run / tracker_name if tracker_name else run
 
     def on_train_start(self, trainer) -> None:
         if trainer.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.log_dir))
+            if self.options_toml:
+                self.writer.add_text("options", "```toml\n" + self.options_toml + "```", 0)
 
     def on_step_end(self, trainer, result: StepResult) -> None:
         if self.writer is not None:

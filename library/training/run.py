@@ -38,9 +38,12 @@ def run_training(loaded: LoadedConfig) -> int:
         raise UserError("output_dir is not set: where should checkpoints, samples and logs go?")
     data = build_training_data(loaded.datasets, train, strict_data=train.certain.strict_data)
     accelerator = make_accelerator(train)
-    say = _printer(accelerator)
+    say = _printer(accelerator, train.logging.console_log_file)
     say(config_echo(train, loaded.notes + unsupported_notes(train), accelerator))
     say("\n".join(data.describe()))
+    if train.dataset.debug_dataset:
+        say("\n".join(debug_batches(data, train)))
+        return 0
     model = load_base_model(train)
     say("\n".join(model.describe()))
     settings = make_settings(train, loaded, data, accelerator)
@@ -74,11 +77,28 @@ def make_accelerator(train: TrainConfig):
     return Accelerator(mixed_precision=precision, kwargs_handlers=kwargs)
 
 
-def _printer(accelerator):
+def _printer(accelerator, log_file: str | None = None):
+    """Log lines from the main process to stderr, and appended to `log_file` (console_log_file) when set."""
     def say(text: str) -> None:
         if accelerator.is_main_process and text:
             print(text, file=sys.stderr, flush=True)
+            if log_file:
+                with open(log_file, "a", encoding="utf-8") as f:
+                    f.write(text + "\n")
     return say
+
+
+def debug_batches(data, train: TrainConfig, count: int = 8) -> list[str]:
+    """kohya's debug_dataset: show what the first batches hold (bucket, files, rendered captions), no training."""
+    seed = train.training.seed or 0
+    lines = ["--- debug_dataset: the first batches of epoch 1, nothing is trained ---"]
+    for number, plan in enumerate(data.epoch_plan(0, seed)[:count], 1):
+        batch = data.load_batch(plan)
+        tensor = batch.latents if batch.latents is not None else batch.pixels
+        lines.append(f"batch {number}: {plan.bucket[0]}x{plan.bucket[1]}, tensor {list(tensor.shape)}, "
+                     f"loss weights {batch.loss_weights.tolist()}")
+        lines += [f"  {key}: {caption}" for key, caption in zip(batch.keys, batch.captions)]
+    return lines
 
 
 def config_echo(train: TrainConfig, notes: list[str], accelerator) -> str:
@@ -259,8 +279,10 @@ def make_callbacks(train: TrainConfig, trainer: Trainer) -> list[Callback]:
     callbacks: list[Callback] = [JsonlProgress(sys.stdout)] if train.certain.progress_stdout else [TqdmProgress()]
     if train.certain.progress_jsonl:
         callbacks.append(JsonlProgress.to_file(train.certain.progress_jsonl))
-    if train.logging.logging_dir:
-        callbacks.append(TensorBoardLog(TensorBoardLog.run_dir(train.logging.logging_dir, train.logging.log_prefix)))
+    lg = train.logging
+    if lg.logging_dir:
+        run_dir = TensorBoardLog.run_dir(lg.logging_dir, lg.log_prefix, lg.log_tracker_name)
+        callbacks.append(TensorBoardLog(run_dir, dump_args_toml(train) if lg.log_config else None))
     if train.sample_prompt.sample_prompts:
         s = train.sample_prompt
         size = train.dataset.resolution or (trainer.model.config.resolution,) * 2
@@ -321,11 +343,12 @@ def training_metadata(trainer: Trainer, train: TrainConfig) -> dict[str, Any]:
         "ss_tag_frequency": trainer.data.tag_frequency,
         "certain.training_options": dump_args_toml(train),
     }
-    for name in ("author", "description", "license", "tags", "usage_hint", "merged_from", "trigger_phrase",
-                 "preprocessor", "is_negative_embedding", "thumbnail"):
-        value = getattr(m, f"metadata_{name}")
+    for option in ("metadata_author", "metadata_description", "metadata_license", "metadata_tags",
+                   "metadata_usage_hint", "metadata_merged_from", "metadata_trigger_phrase", "metadata_preprocessor",
+                   "metadata_is_negative_embedding", "metadata_thumbnail"):
+        value = getattr(m, option)
         if value:
-            meta[f"modelspec.{name}"] = value
+            meta[option.replace("metadata_", "modelspec.", 1)] = value
     return {k: v for k, v in meta.items() if v is not None}
 
 

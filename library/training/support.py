@@ -22,9 +22,6 @@ UNSUPPORTED: dict[str, str] = {
     "fp8_base": _OTHER_ARCH,
     "fused_backward_pass": _OTHER_ARCH,
     "masked_loss": "masked loss is not implemented yet; the whole image is trained",
-    "alpha_mask": "alpha-channel loss masks are not implemented yet; transparent areas are composited onto white",
-    "conditioning_data_dir": "masked loss is not implemented yet; the mask folder is not read",
-    "face_crop_aug_range": "face-centred crops are not implemented; images are centre- or randomly cropped",
     "dataset_class": "custom dataset classes are not supported; use dataset_config",
     "weighted_captions": "(tag:1.2) caption weights are not parsed during training yet; the text is used as written",
     "no_token_padding": "tokens are always padded to 77 per chunk, as A1111 does at generation time",
@@ -36,7 +33,19 @@ UNSUPPORTED: dict[str, str] = {
     "lowram": "models are loaded to the CPU first and moved once; no effect",
     "highvram": "no effect: nothing is offloaded between steps",
     "tokenizer_cache_dir": "not needed: the CLIP tokenizer ships with this project and never touches the network",
+    "console_log_level": "the log has no levels: everything goes to stderr (and to console_log_file when set)",
+    "console_log_simple": "the log lines are already plain",
 }
+
+# Options whose effect is always on here, so setting them changes nothing and needs no warning.
+BUILT_IN: dict[str, str] = {
+    "sdpa": "PyTorch scaled-dot-product attention is the default attention",
+    "mem_eff_attn": "PyTorch's SDPA already is memory-efficient attention",
+    "use_safetensors": "models are saved as .safetensors unless save_model_as says otherwise",
+}
+
+# Old or shortcut names the config loader turns into other options before training sees them.
+CONFIG_ALIASES = ("dataset_repeats", "caption_extention", "use_8bit_adam", "use_lion_optimizer")
 
 
 def unsupported_notes(train: TrainConfig) -> list[str]:

@@ -1,0 +1,82 @@
+"""Options around the loop: nothing is ignored silently, and each option group does what kohya users expect."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+
+import train_certain
+from library.config import OPTIONS, load_train_config
+from library.models.sd_model import load_model
+from library.training.support import BUILT_IN, CONFIG_ALIASES, UNSUPPORTED, unsupported_notes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_option_is_used_or_has_a_stated_reason():
+    """An option no product code outside the config table mentions would be ignored silently."""
+    code = "".join(p.read_text() for p in [*ROOT.joinpath("library").rglob("*.py"), ROOT / "train_certain.py"]
+                   if "config" not in p.parts and p.name != "support.py")
+    unused = [name for name in OPTIONS
+              if name not in {**UNSUPPORTED, **BUILT_IN} and name not in CONFIG_ALIASES
+              and not re.search(rf"\b{name}\b", code)]
+    assert unused == []
+    assert not set(UNSUPPORTED) & set(BUILT_IN)
+
+
+def test_left_out_options_are_named_once_when_set(tmp_path):
+    loaded = load_train_config(["--huggingface_repo_id", "me/model", "--deepspeed", "--wandb_run_name", "x"])
+    notes = unsupported_notes(loaded.train)
+    assert len(notes) == 3
+    assert any(n.startswith("`huggingface_repo_id` is set but not used") and "offline" in n for n in notes)
+    assert unsupported_notes(load_train_config([]).train) == []
+
+
+def test_debug_dataset_shows_batches_without_loading_a_model(tmp_path, train_args, capsys):
+    args = train_args(tmp_path, "--debug_dataset", "--pretrained_model_name_or_path", str(tmp_path / "absent.ckpt"))
+    assert train_certain.main(args) == 0
+    log = capsys.readouterr().err
+    assert "debug_dataset: the first batches" in log and "sks girl" in log
+    assert not (tmp_path / "last.safetensors").exists()
+
+
+def test_progress_on_stdout_and_log_file(tmp_path, train_args, capsys):
+    log_file = tmp_path / "train.log"
+    assert train_certain.main(train_args(tmp_path, "--max_train_steps", "2", "--progress_stdout",
+                                         "--console_log_file", str(log_file))) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [e["step"] for e in lines if e["event"] == "step"] == [1, 2]
+    assert "--- options that differ from the defaults ---" in log_file.read_text()
+
+
+def test_text_encoder_is_trained_for_dreambooth_folders_unless_told_not_to(tmp_path, train_args, tiny_sd1):
+    base = load_model(tiny_sd1).text_encoder.state_dict()
+    key = "final_layer_norm.weight"
+    assert train_certain.main(train_args(tmp_path / "a", "--max_train_steps", "2")) == 0
+    trained = load_model(tmp_path / "a" / "last.safetensors").text_encoder.state_dict()
+    assert not torch.equal(trained[key], base[key])  # train_db.py's default: U-Net and text encoder
+    assert train_certain.main(train_args(tmp_path / "b", "--max_train_steps", "2",
+                                         "--stop_text_encoder_training", "-1")) == 0
+    frozen = load_model(tmp_path / "b" / "last.safetensors").text_encoder.state_dict()
+    assert all(torch.equal(frozen[k], v) for k, v in base.items())
+
+
+def test_step_saves_keep_kohyas_window(tmp_path, train_args):
+    out = tmp_path / "out"
+    assert train_certain.main(train_args(out, "--max_train_steps", "5", "--save_every_n_steps", "1",
+                                         "--save_last_n_steps", "2", "--train_batch_size", "1")) == 0
+    kept = sorted(p.name for p in out.glob("at-step*.safetensors"))
+    assert kept == ["at-step00000002.safetensors", "at-step00000003.safetensors", "at-step00000004.safetensors"]
+    assert (out / "last.safetensors").is_file()
+
+
+def test_epoch_saves_and_output_name(tmp_path, train_args):
+    out = tmp_path / "out"
+    assert train_certain.main(train_args(out, "--max_train_epochs", "2", "--save_every_n_epochs", "1",
+                                         "--output_name", "mine", "--train_batch_size", "16",
+                                         "--save_model_as", "ckpt")) == 0
+    assert (out / "mine-000001.ckpt").is_file() and (out / "mine.ckpt").is_file()
+    assert not (out / "mine-000002.ckpt").exists()  # the last epoch is the final save, as kohya
