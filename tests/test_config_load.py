@@ -305,19 +305,34 @@ def test_train_config_flat_names_round_trip():
     assert set(config.to_flat()) == {n for n, o in OPTIONS.items() if not o.replaced_by}
 
 
-def test_anime_preset_loads_with_its_dataset_config(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # the dataset config is found next to the args file, its folders here
+@pytest.mark.parametrize("preset, expected", [
+    ("acertainmodel_anime.toml", {"mixed_precision": "bf16", "stop_text_encoder_training": 300, "clip_skip": 2,
+                                  "reg_data_dir": None, "prior_loss_weight": 1.0}),
+    ("acertainty_base.toml", {"stop_text_encoder_training": -1, "learning_rate": 1e-6, "save_precision": "float",
+                              "noise_offset": None}),
+    ("low_vram.toml", {"optimizer_type": "AdamW8bit", "gradient_checkpointing": True, "train_batch_size": 1,
+                       "gradient_accumulation_steps": 4, "cache_latents_to_disk": True}),
+])
+def test_recipe_presets_load_and_say_what_they_promise(monkeypatch, tmp_path, preset, expected):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "img" / "10_sks girl").mkdir(parents=True)
+    loaded = load_train_config(["--config_file", str(PRESETS / preset)])
+    assert {name: loaded.train.get(name) for name in expected} == expected
+    assert all(not s.is_reg for s in loaded.datasets.subsets)  # the method trains without prior preservation
+    assert loaded.notes == []
+
+
+def test_dataset_example_loads(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
     for folder in ("train/img/10_sks girl", "train/reg/1_girl"):
         (tmp_path / folder).mkdir(parents=True)
-    loaded = load_train_config(["--config_file", str(PRESETS / "anime_full_finetune.toml")])
-    assert loaded.train.model.clip_skip == 2 and loaded.train.optimizer.lr_warmup_steps == 0.05
+    loaded = load_train_config(["--dataset_config", str(PRESETS / "dataset_example.toml")])
     (dataset,) = loaded.datasets.datasets
     assert dataset.kind == "dreambooth" and dataset.resolution == (512, 512) and dataset.batch_size == 2
     subject, reg = dataset.subsets
     assert (subject.num_repeats, subject.class_tokens, subject.keep_tokens, subject.caption_extension) == \
         (10, "sks girl", 1, ".txt")
     assert reg.is_reg and not subject.is_reg
-    assert [n for n in loaded.notes if "read from next to the args file" not in n] == []
 
 
 def test_folder_mode_preset_loads_with_folders_from_the_command_line(tmp_path):
@@ -331,7 +346,8 @@ def test_folder_mode_preset_loads_with_folders_from_the_command_line(tmp_path):
 
 
 def test_presets_have_no_unknown_keys():
-    for preset in ("anime_full_finetune.toml", "dreambooth_folder_mode.toml"):
+    for preset in ("acertainmodel_anime.toml", "acertainty_base.toml", "low_vram.toml", "quickstart.toml",
+                   "dreambooth_folder_mode.toml"):
         assert read_args_file(str(PRESETS / preset)).report.problems == []
 
 
