@@ -173,18 +173,26 @@ class Trainer:
         from .noise import add_noise, perturb_noise, sample_noise
 
         model, gen, dev = self.model, self.generator, self.device
+        # Every host-to-device copy happens before the U-Net is queued: a copy issued after it would make the
+        # CPU wait for the forward pass, so the backward's kernels could not be queued while it runs.
+        ac = self._alphas_on(dev)
+        weights = batch.loss_weights.to(dev)
         latents = self.latents_of(batch)
-        tokens = chunk_tokens(model.tokenizer, batch.captions, self.settings.max_chunks, model.family)
-        with torch.set_grad_enabled(train_te):
-            cond = encode_chunks(model.text_encoder, tokens.to(dev), self.settings.clip_skip, model.family)
+        tokens = chunk_tokens(model.tokenizer, batch.captions, self.settings.max_chunks, model.family).to(dev)
         noise = sample_noise(latents, gen, **self.noise_options["noise"])
         timesteps = sample_timesteps(latents.shape[0], gen, **self.noise_options["timesteps"]).to(dev)
         model_noise = perturb_noise(noise, gen, **self.noise_options["perturb"])
-        noisy = add_noise(latents, model_noise, timesteps, self.alphas_cumprod.to(dev))
+        with torch.set_grad_enabled(train_te):
+            cond = encode_chunks(model.text_encoder, tokens, self.settings.clip_skip, model.family)
+        noisy = add_noise(latents, model_noise, timesteps, ac)
         pred = model.unet(noisy, timesteps, cond).sample
-        return diffusion_loss(pred.float(), latents.float(), noise.float(), timesteps,
-                              alphas_cumprod=self.alphas_cumprod.to(dev), prediction_type=model.prediction_type,
-                              options=self.loss_options, sample_weights=batch.loss_weights.to(dev))
+        return diffusion_loss(pred.float(), latents.float(), noise.float(), timesteps, alphas_cumprod=ac,
+                              prediction_type=model.prediction_type, options=self.loss_options, sample_weights=weights)
+
+    def _alphas_on(self, device: torch.device) -> torch.Tensor:
+        if self.alphas_cumprod.device != device:
+            self.alphas_cumprod = self.alphas_cumprod.to(device)
+        return self.alphas_cumprod
 
     def latents_of(self, batch: Batch) -> torch.Tensor:
         """Cached latents as they are; otherwise encode the pixels with the (frozen) VAE, sampling with our generator."""
