@@ -23,19 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from library.models.model_config import shipped_config  # noqa: E402
-from library.models.sd_model import SDModel, load_model, save_model  # noqa: E402
+from library.models.sd_model import load_model, save_model  # noqa: E402
+from library.tiny import build_random  # noqa: E402
 from library.text.tokenizer import save_tokenizer  # noqa: E402
-
-
-def random_model(config_name: str, seed: int) -> SDModel:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    config = shipped_config(config_name)
-    torch.manual_seed(seed)
-    te = {k: v for k, v in config.text_encoder.items() if k != "architectures"}
-    return SDModel(config, UNet2DConditionModel.from_config(config.unet), AutoencoderKL.from_config(config.vae),
-                   CLIPTextModel(CLIPTextConfig(**te)))
 
 
 def diffusers_load(path: Path, config_dir: Path):
@@ -63,7 +53,7 @@ def main() -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ckpt = save_model(random_model(args.config, 0), tmp / "model.safetensors", precision=args.precision)
+        ckpt = save_model(build_random(args.config, 0), tmp / "model.safetensors", precision=args.precision)
         config_dir = shipped_config(args.config).folder
         pipe_config = tmp / "config"
         for part in ("unet", "vae", "text_encoder", "scheduler"):

@@ -22,23 +22,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from library.data.batch import Batch  # noqa: E402
-from library.models.model_config import shipped_config  # noqa: E402
 from library.models.sd_model import SDModel  # noqa: E402
+from library.tiny import build_random  # noqa: E402
 
 
 def build_model(sd15: bool, seed: int = 0) -> SDModel:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from library.tiny import build_tiny
-
-    if not sd15:
-        return build_tiny("sd1", seed)
-    config = shipped_config("sd1")
-    torch.manual_seed(seed)
-    te = {k: v for k, v in config.text_encoder.items() if k != "architectures"}
-    return SDModel(config, UNet2DConditionModel.from_config(config.unet), AutoencoderKL.from_config(config.vae),
-                   CLIPTextModel(CLIPTextConfig(**te)))
+    return build_random("sd1" if sd15 else "tiny-sd1", seed)
 
 
 def make_batch(batch: int, size: int, device) -> Batch:

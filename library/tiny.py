@@ -21,6 +21,15 @@ VARIANTS = {"sd1": ("tiny-sd1", "epsilon"), "sd2": ("tiny-sd2", "epsilon"), "sd2
 
 def build_tiny(variant: str = "sd1", seed: int = 0):
     """A tiny `SDModel` with weights drawn from `seed` (same seed, same tensors)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}")
+    name, prediction = VARIANTS[variant]
+    return build_random(name, seed, prediction)
+
+
+def build_random(config_name: str, seed: int = 0, prediction: str | None = None):
+    """An `SDModel` of any shipped config (`tiny-sd1`, `sd1`, `sd2-512`, ...) with seeded random weights,
+    carrying the extra tensors a real file of that layout has. Benchmarks use it at full size."""
     import torch
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -31,10 +40,9 @@ def build_tiny(variant: str = "sd1", seed: int = 0):
     from .models.sd_model import SDModel
     from .models.text_keys import SD1_PREFIX, SD2_PREFIX, open_clip_rules
 
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}")
-    name, prediction = VARIANTS[variant]
-    config = shipped_config(name).with_prediction_type(prediction)
+    config = shipped_config(config_name)
+    if prediction:
+        config = config.with_prediction_type(prediction)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel.from_config(config.unet)
     vae = AutoencoderKL.from_config(config.vae)
@@ -53,7 +61,7 @@ def build_tiny(variant: str = "sd1", seed: int = 0):
         extras[SD2_PREFIX + "logit_scale"] = torch.tensor(math.log(100.0))
     else:
         extras = {SD1_PREFIX + "embeddings.position_ids": torch.arange(77).unsqueeze(0)}
-    metadata = modelspec_metadata(config, title=f"{name} seed {seed}")
+    metadata = modelspec_metadata(config, title=f"{config_name} seed {seed}")
     return SDModel(config, unet, vae, text_encoder, extras=extras, metadata=metadata)
 
 
