@@ -76,7 +76,7 @@ class Trainer:
     def model_for_sampling(self):
         """The SDModel with plain (not DDP-wrapped) modules: for generation, saving and state."""
         from dataclasses import replace
-        return replace(self.model, unet=self.accelerator.unwrap_model(self.model.unet))
+        return replace(self.model, unet=self.accelerator.unwrap_model(self.model.unet, keep_torch_compile=False))
 
     @contextlib.contextmanager
     def eval_weights(self):

@@ -47,6 +47,8 @@ def run_training(loaded: LoadedConfig) -> int:
     model = load_base_model(train)
     say("\n".join(model.describe()))
     settings = make_settings(train, loaded, data, accelerator)
+    if train.training.seed is None:
+        say(f"note: no seed given; this run uses seed {settings.seed} (set seed = {settings.seed} to repeat it).")
     prepare_model(model, train, accelerator, say)
     if train.dataset.cache_latents or train.dataset.cache_latents_to_disk:
         cache_latents(data, model, train, accelerator)
@@ -153,7 +155,10 @@ def total_steps(train: TrainConfig, steps_per_epoch: int) -> int:
 def make_settings(train: TrainConfig, loaded: LoadedConfig, data, accelerator) -> TrainSettings:
     accum = train.training.gradient_accumulation_steps
     steps_per_epoch = -(-data.batches_per_epoch(accelerator.num_processes) // accum)
-    seed = train.training.seed if train.training.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+    seed = train.training.seed
+    if seed is None:  # kohya draws one; every process must use the same, or their data shards would overlap
+        from accelerate.utils import broadcast_object_list
+        seed = broadcast_object_list([int(torch.randint(0, 2**31 - 1, ()).item())])[0]
     return TrainSettings(
         seed=seed, max_steps=total_steps(train, steps_per_epoch), grad_accum=accum,
         max_grad_norm=train.optimizer.max_grad_norm, text_encoder_until=text_encoder_until(train, loaded),
