@@ -95,6 +95,19 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, train_args):
     assert all(torch.equal(opt_a[i][k], opt_b[i][k]) for i in opt_a for k in opt_a[i]), "optimizer state differs"
 
 
+def test_resume_keeps_a_drawn_seed(tmp_path, train_args):
+    """Without `seed` the run draws one; the state keeps it, or the rest of the epoch would see other images."""
+    def args(out, *extra):
+        full = train_args(out, "--max_train_steps", "4", "--save_every_n_steps", "2", "--save_state",
+                          "--train_batch_size", "2", *extra)
+        i = full.index("--seed")
+        return full[:i] + full[i + 2:]
+    assert train_certain.main(args(tmp_path / "a")) == 0
+    assert train_certain.main(args(tmp_path / "b", "--resume", str(tmp_path / "a" / "at-step00000002-state"))) == 0
+    a, b = load_file(str(tmp_path / "a" / "last.safetensors")), load_file(str(tmp_path / "b" / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_ctrl_c_saves_a_resumable_state_and_exits_cleanly(tmp_path, train_args, monkeypatch):
     from library.training import run
     from library.training.callbacks import Callback
@@ -170,10 +183,13 @@ def test_two_process_accelerate_run(tmp_path, train_args):
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
-           str(ROOT / "train_certain.py"), *train_args(out, "--max_train_steps", "3")]
+           str(ROOT / "train_certain.py"), *train_args(out, "--max_train_steps", "3",
+                                                                      "--lr_scheduler", "linear")]
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "processes 2" in result.stderr
     events = [json.loads(line) for line in (out / "progress.jsonl").read_text().splitlines()]
-    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2, 3]  # only rank 0 writes
+    steps = [e for e in events if e["event"] == "step"]
+    assert [e["step"] for e in steps] == [1, 2, 3]  # only rank 0 writes
+    assert steps[-1]["lr"] == 0.0  # the schedule spans the run's steps, whatever the number of processes
     assert load_model(out / "last.safetensors").config.name == "tiny-sd1"

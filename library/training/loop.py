@@ -19,6 +19,15 @@ from .callbacks import Callback, Stream, StepResult
 from .state import Progress
 
 
+def steps_per_epoch(batches: int, grad_accum: int) -> int:
+    """Optimizer steps per epoch: a last, shorter accumulation group still makes a step (as kohya)."""
+    return -(-batches // grad_accum)
+
+
+class StopTraining(Exception):
+    """Raised at a step boundary after Ctrl-C: the state is consistent and callbacks may save it."""
+
+
 @dataclass
 class TrainSettings:
     seed: int
@@ -65,8 +74,7 @@ class Trainer:
 
     @property
     def steps_per_epoch(self) -> int:
-        batches = self.data.batches_per_epoch(self.accelerator.num_processes)
-        return -(-batches // self.settings.grad_accum)
+        return steps_per_epoch(self.data.batches_per_epoch(self.accelerator.num_processes), self.settings.grad_accum)
 
     @property
     def text_encoder_training(self) -> bool:
@@ -103,7 +111,7 @@ class Trainer:
         try:
             while self.progress.global_step < self.settings.max_steps:
                 self._run_epoch()
-        except KeyboardInterrupt:
+        except StopTraining:
             interrupted = True
         for cb in reversed(self.callbacks):  # teardown in reverse: savers still report to open progress streams
             cb.on_train_end(self, interrupted)
@@ -124,13 +132,20 @@ class Trainer:
             self.progress.batch_in_epoch += len(group)
             for cb in self.callbacks:
                 cb.on_step_end(self, result)
-            if self.stop_requested:
-                raise KeyboardInterrupt
+            if self._stop_agreed():
+                raise StopTraining
         if self.progress.batch_in_epoch >= len(plans):
             self.progress.epoch += 1
             self.progress.batch_in_epoch = 0
             for cb in self.callbacks:
                 cb.on_epoch_end(self)
+
+    def _stop_agreed(self) -> bool:
+        """Every process stops after the same step, or DDP's collectives would wait for each other forever."""
+        if self.accelerator.num_processes == 1:
+            return self.stop_requested
+        flag = torch.tensor([float(self.stop_requested)], device=self.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
 
     def step(self, batches: list[Batch]) -> StepResult:
         """One optimizer step over micro-batches (gradient accumulation and extra streams alike)."""
@@ -143,7 +158,7 @@ class Trainer:
         losses: dict[str, list[torch.Tensor]] = {}
         for i, batch in enumerate(batches):
             last = i == len(batches) - 1
-            sync = acc.no_sync(unet) if not last and acc.num_processes > 1 else _null()
+            sync = acc.no_sync(unet) if not last and acc.num_processes > 1 else contextlib.nullcontext()
             with sync, acc.autocast():
                 loss, per_sample = self._micro_batch_loss(batch, train_te)
                 acc.backward(loss * len(batch) / total)
@@ -156,7 +171,8 @@ class Trainer:
             params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
             acc.clip_grad_norm_(params, self.settings.max_grad_norm)
         self.optimizer.step()
-        self.lr_scheduler.step()
+        if not acc.optimizer_step_was_skipped:  # fp16: GradScaler skipped an overflowing step; so does the schedule
+            self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.progress.global_step += 1
         flat = {name: torch.cat(parts) for name, parts in losses.items()}
@@ -196,14 +212,17 @@ class Trainer:
 
     def latents_of(self, batch: Batch) -> torch.Tensor:
         """Cached latents as they are; otherwise encode the pixels with the (frozen) VAE, sampling with our generator."""
-        vae = self.model.vae
         if batch.latents is not None:
             return batch.latents.to(self.device)
-        with torch.no_grad():
-            pixels = batch.pixels.to(self.device, next(vae.parameters()).dtype)
-            dist = vae.encode(pixels).latent_dist
-            noise = torch.randn(dist.mean.shape, generator=self.generator).to(dist.mean)
-            return (dist.mean + dist.std * noise) * vae.config.scaling_factor
+        return encode_latents(self.model.vae, batch.pixels.to(self.device), self.generator)
+
+
+@torch.no_grad()
+def encode_latents(vae: torch.nn.Module, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Sample the VAE posterior with `generator` (CPU draws: the same on any device) and scale as SD expects."""
+    dist = vae.encode(pixels.to(next(vae.parameters()).dtype)).latent_dist
+    noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean)
+    return (dist.mean + dist.std * noise) * vae.config.scaling_factor
 
 
 def _groups(batches: Iterator[Batch], size: int) -> Iterator[list[Batch]]:
@@ -215,11 +234,3 @@ def _groups(batches: Iterator[Batch], size: int) -> Iterator[list[Batch]]:
             group = []
     if group:
         yield group
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

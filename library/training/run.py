@@ -21,7 +21,7 @@ import torch
 from ..config import LoadedConfig, TrainConfig, dump_args_toml
 from ..errors import UserError
 from .callbacks import Callback
-from .loop import TrainSettings, Trainer
+from .loop import TrainSettings, Trainer, encode_latents, steps_per_epoch
 from .state import Progress, load_state, restore_rng, rng_state, save_state
 from .support import unsupported_notes
 
@@ -58,6 +58,9 @@ def run_training(loaded: LoadedConfig) -> int:
     previous = _install_interrupt(trainer, say)
     try:
         finished = trainer.fit()
+    except KeyboardInterrupt:  # the second Ctrl-C: mid-step, so no state is written that could be inconsistent
+        say("stopped at once; no state was saved. Resume from the last saved state, if any.")
+        return 130
     finally:
         signal.signal(signal.SIGINT, previous)
     say("training finished." if finished else "training interrupted: a resumable state was saved (see above).")
@@ -115,7 +118,7 @@ def config_echo(train: TrainConfig, notes: list[str], accelerator) -> str:
              f"device {accelerator.device}, processes {accelerator.num_processes}, "
              f"mixed precision {train.training.mixed_precision}",
              "--- options that differ from the defaults ---", dump_args_toml(train).rstrip(), "---"]
-    lines += [f"note: {note}" for note in notes]
+    lines += [note if "note:" in note else f"note: {note}" for note in notes]
     return "\n".join(lines)
 
 
@@ -142,8 +145,8 @@ def text_encoder_until(train: TrainConfig, loaded: LoadedConfig) -> int | None:
     train_text_encoder (fine_tune.py); stop_text_encoder_training ends it at a step, -1 means never."""
     stop = train.training.stop_text_encoder_training
     dreambooth = any(d.kind == "dreambooth" for d in loaded.datasets.datasets)
-    if stop == -1 or not (train.training.train_text_encoder or dreambooth or stop):
-        return None
+    if stop in (-1, 0) or not (train.training.train_text_encoder or dreambooth or stop):
+        return None  # kohya stops at step 0 for 0: never trained
     return stop if stop and stop > 0 else sys.maxsize
 
 
@@ -154,13 +157,13 @@ def total_steps(train: TrainConfig, steps_per_epoch: int) -> int:
 
 def make_settings(train: TrainConfig, loaded: LoadedConfig, data, accelerator) -> TrainSettings:
     accum = train.training.gradient_accumulation_steps
-    steps_per_epoch = -(-data.batches_per_epoch(accelerator.num_processes) // accum)
+    per_epoch = steps_per_epoch(data.batches_per_epoch(accelerator.num_processes), accum)
     seed = train.training.seed
     if seed is None:  # kohya draws one; every process must use the same, or their data shards would overlap
         from accelerate.utils import broadcast_object_list
         seed = broadcast_object_list([int(torch.randint(0, 2**31 - 1, ()).item())])[0]
     return TrainSettings(
-        seed=seed, max_steps=total_steps(train, steps_per_epoch), grad_accum=accum,
+        seed=seed, max_steps=total_steps(train, per_epoch), grad_accum=accum,
         max_grad_norm=train.optimizer.max_grad_norm, text_encoder_until=text_encoder_until(train, loaded),
         max_chunks=train.model.max_token_length // 75, clip_skip=train.model.clip_skip,
         num_workers=min(train.dataset.max_data_loader_n_workers, _cpus()),
@@ -218,13 +221,9 @@ def cache_latents(data, model, train: TrainConfig, accelerator) -> None:
     """Encode every image once (kohya's cache_latents); the cache is keyed by the VAE's weights."""
     vae = model.vae
     generator = torch.Generator().manual_seed(train.training.seed or 0)
-    dtype = next(vae.parameters()).dtype
 
-    @torch.no_grad()
     def encode(pixels: torch.Tensor) -> torch.Tensor:
-        dist = vae.encode(pixels.to(accelerator.device, dtype)).latent_dist
-        noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean)
-        return ((dist.mean + dist.std * noise) * vae.config.scaling_factor).float().cpu()
+        return encode_latents(vae, pixels.to(accelerator.device), generator).float().cpu()
 
     data.cache_latents(encode, vae_fingerprint(vae), to_disk=train.dataset.cache_latents_to_disk,
                        batch_size=train.dataset.vae_batch_size, progress=accelerator.is_main_process)
@@ -255,7 +254,8 @@ def make_trainer(train: TrainConfig, model, data, accelerator, settings: TrainSe
     optimizer, notes = make_optimizer(opt.optimizer_type, groups, opt.learning_rate, opt.optimizer_args)
     for note in notes:
         say(f"note: {note}")
-    scheduler = lr_scheduler_from_config(optimizer, opt, settings.max_steps * accelerator.num_processes)
+    # Stepped once per optimizer step on every process, so it spans max_steps (not max_steps x processes).
+    scheduler = lr_scheduler_from_config(optimizer, opt, settings.max_steps)
     model.unet, optimizer = accelerator.prepare(model.unet, optimizer)
     ac = alphas_cumprod(model.config.scheduler)
     if train.training.zero_terminal_snr:
@@ -282,7 +282,7 @@ def make_callbacks(train: TrainConfig, trainer: Trainer) -> list[Callback]:
 
     out = Path(train.saving.output_dir)
     callbacks: list[Callback] = [JsonlProgress(sys.stdout)] if train.certain.progress_stdout else [TqdmProgress()]
-    if train.certain.progress_jsonl:
+    if train.certain.progress_jsonl and trainer.is_main:
         callbacks.append(JsonlProgress.to_file(train.certain.progress_jsonl))
     lg = train.logging
     if lg.logging_dir:
@@ -371,7 +371,7 @@ def write_state(trainer: Trainer, folder: Path) -> None:
         scaler = getattr(trainer.accelerator, "scaler", None)
         save_state(folder, progress=progress, modules=modules, optimizer=trainer.optimizer,
                    lr_scheduler=trainer.lr_scheduler, scaler=scaler, rng_per_rank=rng,
-                   fingerprint=trainer.settings.fingerprint)
+                   fingerprint=trainer.settings.fingerprint, seed=trainer.settings.seed)
     trainer.accelerator.wait_for_everyone()
 
 
@@ -398,6 +398,7 @@ def resume(trainer: Trainer, folder: Path, say) -> None:
     for cb in trainer.callbacks:
         cb.load_state_dict(extra.get("callbacks", {}).get(type(cb).__name__, {}))
     trainer.progress = Progress(state.progress.global_step, state.progress.epoch, state.progress.batch_in_epoch)
+    trainer.settings.seed = state.seed
     say(f"resumed from {folder} at step {trainer.progress.global_step} (epoch {trainer.progress.epoch + 1}).")
 
 

@@ -29,6 +29,7 @@ class SampleImages(Callback):
     schedule: SampleSchedule
     output_dir: Path
     output_name: str | None = None
+    last_sampled_step: int | None = None
 
     def on_train_start(self, trainer) -> None:
         if self.schedule.at_first and trainer.progress.global_step == 0:
@@ -44,26 +45,35 @@ class SampleImages(Callback):
         if s.every_n_epochs and s.every_n_epochs > 0 and trainer.progress.epoch % s.every_n_epochs == 0:
             self._sample(trainer, f"e{trainer.progress.epoch:06d}")
 
+    def on_train_end(self, trainer, interrupted: bool) -> None:
+        """kohya samples once more at the end when the last step was not already sampled (a partial epoch)."""
+        s = self.schedule
+        if not interrupted and (s.every_n_steps or s.every_n_epochs) and self.last_sampled_step != trainer.progress.global_step:
+            self._sample(trainer, f"{trainer.progress.global_step:06d}")
+
     def _sample(self, trainer, tag: str) -> None:
+        self.last_sampled_step = trainer.progress.global_step
+        with trainer.eval_weights():  # on every process, so their weights stay identical
+            if trainer.is_main:
+                self._write_samples(trainer, tag)
+        trainer.accelerator.wait_for_everyone()
+
+    def _write_samples(self, trainer, tag: str) -> None:
         from ..errors import UserError
         from ..sampling.generate import generate
         from ..sampling.grid import make_grid
         from ..sampling.infotext import ModelIdentity, save_png
         from ..sampling.sample_prompts import load_sample_prompts
 
-        if not trainer.is_main:
-            trainer.accelerator.wait_for_everyone()
-            return
         try:
             requests = load_sample_prompts(self.schedule.prompts_file, default_size=self.schedule.default_size,
                                            default_sampler=self.schedule.sampler)
         except UserError as e:  # a broken prompt file must not stop a long run
             trainer.log_event("note", message=f"sample images skipped: {e}")
-            trainer.accelerator.wait_for_everyone()
             return
         identity = ModelIdentity(name=f"{self.output_name or 'last'}@step{trainer.progress.global_step}")
-        with trainer.eval_weights():  # the weights in memory have no file hash yet: the infotext names the run
-            images = generate(trainer.model_for_sampling(), requests, device=trainer.device, identity=identity)
+        # The weights in memory have no file hash yet: the infotext names the run and step instead.
+        images = generate(trainer.model_for_sampling(), requests, device=trainer.device, identity=identity)
         folder = self.output_dir / "sample"
         stamp = time.strftime("%Y%m%d%H%M%S")
         prefix = f"{self.output_name}_" if self.output_name else ""
@@ -77,4 +87,3 @@ class SampleImages(Callback):
         grid_path = folder / f"{prefix}{tag}_grid.png"
         save_png(grid, grid_path, f"step {trainer.progress.global_step}")
         trainer.log_event("sample", step=trainer.progress.global_step, files=files, grid=str(grid_path))
-        trainer.accelerator.wait_for_everyone()

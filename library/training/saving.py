@@ -79,9 +79,10 @@ class CheckpointSaver(Callback):
         self._save(trainer, p.model_path("final"), p.save_state or p.save_state_on_train_end)
 
     def _save(self, trainer, path: Path, with_state: bool) -> None:
-        if trainer.is_main:
-            with trainer.eval_weights():
+        with trainer.eval_weights():  # on every process, so their weights stay identical
+            if trainer.is_main:
                 self.save_model(path)
+        if trainer.is_main:
             self.written.append(path)
             trainer.log_event("save", path=str(path), step=trainer.progress.global_step)
         if with_state:

@@ -59,7 +59,7 @@ def _numpy_state() -> tuple:
 
 
 def save_state(folder: Path, *, progress: Progress, modules: dict[str, torch.nn.Module], optimizer, lr_scheduler,
-               scaler, rng_per_rank: list[dict[str, Any]], fingerprint: str) -> Path:
+               scaler, rng_per_rank: list[dict[str, Any]], fingerprint: str, seed: int) -> Path:
     """Write the state folder atomically (build beside it, then rename)."""
     from safetensors.torch import save_file
 
@@ -69,7 +69,8 @@ def save_state(folder: Path, *, progress: Progress, modules: dict[str, torch.nn.
         torch.save({"optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
                     "scaler": scaler.state_dict() if scaler is not None else None}, build / "optimizer.pt")
         torch.save(rng_per_rank, build / "rng.pt")
-        info = {"format": FORMAT, "fingerprint": fingerprint, "modules": sorted(modules), **asdict(progress)}
+        info = {"format": FORMAT, "fingerprint": fingerprint, "seed": seed, "modules": sorted(modules),
+                **asdict(progress)}
         (build / "progress.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return folder
 
@@ -78,6 +79,7 @@ def save_state(folder: Path, *, progress: Progress, modules: dict[str, torch.nn.
 class LoadedState:
     progress: Progress
     fingerprint: str
+    seed: int  # the data order depends on it: a resumed run must use the same one even when it was drawn
     weights: dict[str, dict[str, torch.Tensor]]
     optimizer: dict[str, Any]
     rng_per_rank: list[dict[str, Any]]
@@ -96,6 +98,6 @@ def load_state(folder: str | Path) -> LoadedState:
         raise UserError(f"{folder}: state format {info.get('format')} is not supported by this version (expects {FORMAT}).")
     weights = {name: load_file(str(folder / f"{name}.safetensors")) for name in info["modules"]}
     progress = Progress(info["global_step"], info["epoch"], info["batch_in_epoch"], info.get("extra", {}))
-    return LoadedState(progress, info["fingerprint"], weights,
+    return LoadedState(progress, info["fingerprint"], info["seed"], weights,
                        torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True),
                        torch.load(folder / "rng.pt", map_location="cpu", weights_only=True))
