@@ -193,3 +193,46 @@ def test_two_process_accelerate_run(tmp_path, train_args):
     assert [e["step"] for e in steps] == [1, 2, 3]  # only rank 0 writes
     assert steps[-1]["lr"] == 0.0  # the schedule spans the run's steps, whatever the number of processes
     assert load_model(out / "last.safetensors").config.name == "tiny-sd1"
+
+
+def test_an_extra_stream_plugs_into_the_loop_without_changing_it(tmp_path, train_args):
+    """What the regularization issue will do: mix generated batches into steps; losses are logged per stream."""
+    from library.config import load_train_config
+    from library.data.batch import Batch
+    from library.training.callbacks import Callback
+    from library.training.run import run_training
+
+    class EveryOtherStep:
+        name = "reg"
+
+        def __init__(self):
+            self.served = 0
+
+        def batches_for_step(self, trainer, step):
+            if step % 2:
+                return []
+            self.served += 1
+            latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(step))
+            return [Batch(captions=["1girl", "solo"], loss_weights=torch.full((2,), 0.5), latents=latents,
+                          keys=[f"reg:{step}"] * 2, stream="reg")]
+
+        def state_dict(self):
+            return {"served": self.served}
+
+        def load_state_dict(self, state):
+            self.served = state.get("served", 0)
+
+    class Record(Callback):
+        results = []
+
+        def on_step_end(self, trainer, result):
+            self.results.append(result)
+
+    stream, record = EveryOtherStep(), Record()
+    loaded = load_train_config(train_args(tmp_path, "--max_train_steps", "4", "--save_state"))
+    assert run_training(loaded, streams=[stream], callbacks=[record]) == 0
+    assert stream.served == 2
+    assert [sorted(r.stream_losses) for r in record.results] == [["reg", "train"], ["train"]] * 2
+    assert [r.samples for r in record.results] == [6, 4, 6, 4]
+    progress = json.loads((tmp_path / "last-state" / "progress.json").read_text())
+    assert progress["extra"]["streams"] == {"reg": {"served": 2}}

@@ -160,7 +160,7 @@ class Trainer:
             last = i == len(batches) - 1
             sync = acc.no_sync(unet) if not last and acc.num_processes > 1 else contextlib.nullcontext()
             with sync, acc.autocast():
-                loss, per_sample = self._micro_batch_loss(batch, train_te)
+                loss, per_sample = self.batch_loss(batch, self.generator, train_te)
                 acc.backward(loss * len(batch) / total)
             losses.setdefault(batch.stream, []).append(per_sample.detach().float())
         if train_te and acc.num_processes > 1:  # the text encoder is not DDP-wrapped: average its gradients here
@@ -182,18 +182,23 @@ class Trainer:
                           lr=float(self.lr_scheduler.get_last_lr()[0]), samples=total,
                           seconds=time.perf_counter() - start)
 
-    def _micro_batch_loss(self, batch: Batch, train_te: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_loss(self, batch: Batch, generator: torch.Generator, train_te: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, per-sample losses) of one batch with noise and timesteps drawn from `generator`.
+
+        Training passes the run's generator; validation passes its own fixed one (under no_grad), so measuring
+        never changes what training draws next."""
         from ..text.conditioning import chunk_tokens, encode_chunks
         from .losses import diffusion_loss
         from .timesteps import sample_timesteps
         from .noise import add_noise, perturb_noise, sample_noise
 
-        model, gen, dev = self.model, self.generator, self.device
+        model, gen, dev = self.model, generator, self.device
         # Every host-to-device copy happens before the U-Net is queued: a copy issued after it would make the
         # CPU wait for the forward pass, so the backward's kernels could not be queued while it runs.
         ac = self._alphas_on(dev)
         weights = batch.loss_weights.to(dev)
-        latents = self.latents_of(batch)
+        latents = self.latents_of(batch, gen)
         tokens = chunk_tokens(model.tokenizer, batch.captions, self.settings.max_chunks, model.family).to(dev)
         noise = sample_noise(latents, gen, **self.noise_options["noise"])
         timesteps = sample_timesteps(latents.shape[0], gen, **self.noise_options["timesteps"]).to(dev)
@@ -210,11 +215,11 @@ class Trainer:
             self.alphas_cumprod = self.alphas_cumprod.to(device)
         return self.alphas_cumprod
 
-    def latents_of(self, batch: Batch) -> torch.Tensor:
+    def latents_of(self, batch: Batch, generator: torch.Generator) -> torch.Tensor:
         """Cached latents as they are; otherwise encode the pixels with the (frozen) VAE, sampling with our generator."""
         if batch.latents is not None:
             return batch.latents.to(self.device)
-        return encode_latents(self.model.vae, batch.pixels.to(self.device), self.generator)
+        return encode_latents(self.model.vae, batch.pixels.to(self.device), generator)
 
 
 @torch.no_grad()

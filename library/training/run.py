@@ -14,20 +14,24 @@ import sys
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
 from ..config import LoadedConfig, TrainConfig, dump_args_toml
 from ..errors import UserError
-from .callbacks import Callback
+from .callbacks import Callback, Stream
 from .loop import TrainSettings, Trainer, encode_latents, steps_per_epoch
 from .state import Progress, load_state, restore_rng, rng_state, save_state
 from .support import unsupported_notes
 
 
-def run_training(loaded: LoadedConfig) -> int:
-    """Train as configured; returns the process exit code (0 done, 130 interrupted with a saved state)."""
+def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callbacks: Sequence[Callback] = ()) -> int:
+    """Train as configured; returns the process exit code (0 done, 130 interrupted with a saved state).
+
+    `streams` and `callbacks` are the plug-in points of the workflows built on the trainer (regularization
+    streams, validation, drift probes): they join the run's own before it starts, and are saved with its state.
+    """
     from ..data.dataset import build_training_data
 
     train = loaded.train
@@ -53,6 +57,8 @@ def run_training(loaded: LoadedConfig) -> int:
     if train.dataset.cache_latents or train.dataset.cache_latents_to_disk:
         cache_latents(data, model, train, accelerator)
     trainer = make_trainer(train, model, data, accelerator, settings, say)
+    trainer.streams += list(streams)
+    trainer.callbacks[-1:-1] = list(callbacks)  # before the saver, which writes their state
     if train.saving.resume:
         resume(trainer, Path(train.saving.resume), say)
     previous = _install_interrupt(trainer, say)
