@@ -1,1 +1,2 @@
-"""Text side of SD: the CLIP tokenizers (`library.text.tokenizer`)."""
+"""Text side of SD: the offline CLIP tokenizers (`tokenizer`), A1111-style 75-token chunking (`chunking`) and
+encoding with CLIP skip (`conditioning`)."""

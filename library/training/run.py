@@ -11,18 +11,19 @@ import json
 import platform
 import signal
 import sys
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 
 from ..config import LoadedConfig, TrainConfig, dump_args_toml
 from ..errors import UserError
 from .callbacks import Callback, Stream
-from .loop import TrainSettings, Trainer, encode_latents, steps_per_epoch
-from .state import Progress, load_state, restore_rng, rng_state, save_state
+from .loop import TrainSettings, Trainer, steps_per_epoch
+from .model_setup import cache_latents, load_base_model, prepare_model, text_encoder_until
+from .outputs import save_trained_model
+from .resume import resume, write_state
 from .support import unsupported_notes
 
 
@@ -128,34 +129,6 @@ def config_echo(train: TrainConfig, notes: list[str], accelerator) -> str:
     return "\n".join(lines)
 
 
-def load_base_model(train: TrainConfig):
-    from ..models.sd_model import load_model
-
-    source = train.model.pretrained_model_name_or_path
-    if not source:
-        raise UserError("no base model: set pretrained_model_name_or_path (a .safetensors/.ckpt file or a diffusers "
-                        "folder).")
-    model = load_model(source, v_parameterization=True if train.model.v_parameterization else None,
-                       vae=train.model.vae)
-    if train.model.v2 and model.family != "sd2":
-        raise UserError(f"{source}: v2 = true, but the weights are an SD1 model; remove v2.")
-    if model.family == "sd2" and not train.model.v2:
-        model.notes.append("SD2 weights detected; v2 = true is implied.")
-    if train.model.clip_skip and model.family == "sd2":
-        model.notes.append("clip_skip has no effect on SD2 (it always uses the penultimate OpenCLIP block, as A1111).")
-    return model
-
-
-def text_encoder_until(train: TrainConfig, loaded: LoadedConfig) -> int | None:
-    """DreamBooth datasets train the text encoder by default (train_db.py), fine-tuning ones only with
-    train_text_encoder (fine_tune.py); stop_text_encoder_training ends it at a step, -1 means never."""
-    stop = train.training.stop_text_encoder_training
-    dreambooth = any(d.kind == "dreambooth" for d in loaded.datasets.datasets)
-    if stop in (-1, 0) or not (train.training.train_text_encoder or dreambooth or stop):
-        return None  # kohya stops at step 0 for 0: never trained
-    return stop if stop and stop > 0 else sys.maxsize
-
-
 def total_steps(train: TrainConfig, steps_per_epoch: int) -> int:
     epochs = train.training.max_train_epochs
     return epochs * steps_per_epoch if epochs else train.training.max_train_steps
@@ -188,59 +161,6 @@ def _fingerprint(train: TrainConfig) -> str:
             if k in ("learning_rate", "learning_rate_te", "optimizer_type", "lr_scheduler", "train_batch_size",
                      "gradient_accumulation_steps", "seed", "max_token_length", "clip_skip")}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def prepare_model(model, train: TrainConfig, accelerator, say) -> None:
-    """Devices, dtypes, attention kernel, gradient checkpointing; the VAE stays frozen."""
-    t = train.training
-    if t.xformers or t.diffusers_xformers:
-        try:
-            import xformers  # noqa: F401
-        except ImportError:
-            raise UserError("xformers = true, but xformers is not installed (it is CUDA-only and pins its own torch). "
-                            "Remove the option: PyTorch's SDPA attention is used by default.") from None
-        model.unet.enable_xformers_memory_efficient_attention()
-    if t.gradient_checkpointing:
-        model.unet.enable_gradient_checkpointing()
-        model.text_encoder.gradient_checkpointing_enable()
-    if t.full_bf16:
-        model.unet.to(torch.bfloat16)
-        model.text_encoder.to(torch.bfloat16)
-    model.vae.requires_grad_(False)
-    model.vae.eval()
-    vae_dtype = torch.float32 if train.model.no_half_vae or t.mixed_precision == "no" else _weight_dtype(t.mixed_precision)
-    model.vae.to(accelerator.device)
-    if vae_dtype != torch.float32:
-        model.vae.to(vae_dtype)
-    model.unet.to(accelerator.device)
-    model.text_encoder.to(accelerator.device)
-    model.unet.train()
-    if t.torch_compile:
-        model.unet = torch.compile(model.unet, backend=t.dynamo_backend)
-
-
-def _weight_dtype(precision: str) -> torch.dtype:
-    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
-
-
-def cache_latents(data, model, train: TrainConfig, accelerator) -> None:
-    """Encode every image once (kohya's cache_latents); the cache is keyed by the VAE's weights."""
-    vae = model.vae
-    generator = torch.Generator().manual_seed(train.training.seed or 0)
-
-    def encode(pixels: torch.Tensor) -> torch.Tensor:
-        return encode_latents(vae, pixels.to(accelerator.device), generator).float().cpu()
-
-    data.cache_latents(encode, vae_fingerprint(vae), to_disk=train.dataset.cache_latents_to_disk,
-                       batch_size=train.dataset.vae_batch_size, progress=accelerator.is_main_process)
-
-
-def vae_fingerprint(vae) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(vae.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().float().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def make_trainer(train: TrainConfig, model, data, accelerator, settings: TrainSettings, say) -> Trainer:
@@ -323,89 +243,6 @@ def sample_sampler(name: str, trainer: Trainer) -> str:
     except UserError:
         _printer(trainer.accelerator)(f"note: sample_sampler `{name}` is not available yet; sample images use Euler a.")
         return "euler_a"
-
-
-def save_trained_model(trainer: Trainer, train: TrainConfig, path: Path, policy) -> None:
-    from ..models.metadata import modelspec_metadata
-    from ..models.sd_model import save_model
-
-    model = trainer.model_for_sampling()
-    stale = [k for k in model.extras if k.startswith("model_ema")]
-    extras = {k: v for k, v in model.extras.items() if k not in stale}  # the EMA copy no longer matches
-    resolution = train.dataset.resolution
-    meta = modelspec_metadata(model.config, title=train.metadata.metadata_title or path.stem, resolution=resolution,
-                              extra=training_metadata(trainer, train))
-    save_model(replace(model, extras=extras), path, precision=policy.save_precision, metadata=meta)
-
-
-def training_metadata(trainer: Trainer, train: TrainConfig) -> dict[str, Any]:
-    """kohya's ss_* names where they exist (A1111 and Civitai show them), plus the full options echo."""
-    m, t, o = train.metadata, train.training, train.optimizer
-    meta: dict[str, Any] = {
-        "ss_output_name": train.saving.output_name or "", "ss_steps": trainer.progress.global_step,
-        "ss_epoch": trainer.progress.epoch, "ss_max_train_steps": trainer.settings.max_steps,
-        "ss_seed": trainer.settings.seed, "ss_learning_rate": o.learning_rate,
-        "ss_text_encoder_lr": o.learning_rate_te, "ss_optimizer": o.optimizer_type, "ss_lr_scheduler": o.lr_scheduler,
-        "ss_mixed_precision": t.mixed_precision, "ss_clip_skip": train.model.clip_skip,
-        "ss_max_token_length": train.model.max_token_length, "ss_v2": trainer.model.family == "sd2",
-        "ss_gradient_accumulation_steps": t.gradient_accumulation_steps, "ss_noise_offset": t.noise_offset,
-        "ss_min_snr_gamma": t.min_snr_gamma, "ss_prior_loss_weight": t.prior_loss_weight, "ss_loss_type": t.loss_type,
-        "ss_sd_model_name": Path(str(train.model.pretrained_model_name_or_path)).name,
-        "ss_tag_frequency": trainer.data.tag_frequency,
-        "certain.training_options": dump_args_toml(train),
-    }
-    for option in ("metadata_author", "metadata_description", "metadata_license", "metadata_tags",
-                   "metadata_usage_hint", "metadata_merged_from", "metadata_trigger_phrase", "metadata_preprocessor",
-                   "metadata_is_negative_embedding", "metadata_thumbnail"):
-        value = getattr(m, option)
-        if value:
-            meta[option.replace("metadata_", "modelspec.", 1)] = value
-    return {k: v for k, v in meta.items() if v is not None}
-
-
-def write_state(trainer: Trainer, folder: Path) -> None:
-    from accelerate.utils import gather_object
-
-    rng = gather_object([rng_state(trainer.generator)])
-    if trainer.is_main:
-        modules = {"unet": trainer.model_for_sampling().unet}
-        if trainer.settings.text_encoder_until is not None:
-            modules["text_encoder"] = trainer.model.text_encoder
-        progress = replace(trainer.progress, extra={
-            "streams": {s.name: s.state_dict() for s in trainer.streams},
-            "callbacks": {type(c).__name__: c.state_dict() for c in trainer.callbacks}})
-        scaler = getattr(trainer.accelerator, "scaler", None)
-        save_state(folder, progress=progress, modules=modules, optimizer=trainer.optimizer,
-                   lr_scheduler=trainer.lr_scheduler, scaler=scaler, rng_per_rank=rng,
-                   fingerprint=trainer.settings.fingerprint, seed=trainer.settings.seed)
-    trainer.accelerator.wait_for_everyone()
-
-
-def resume(trainer: Trainer, folder: Path, say) -> None:
-    state = load_state(folder)
-    if state.fingerprint != trainer.settings.fingerprint:
-        say(f"note: {folder} was saved with different core options (learning rate, optimizer, batch, seed, ...); "
-            f"continuing with the current ones.")
-    trainer.model_for_sampling().unet.load_state_dict(state.weights["unet"])  # copies, keeping each dtype
-    if "text_encoder" in state.weights:
-        trainer.model.text_encoder.load_state_dict(state.weights["text_encoder"])
-    trainer.optimizer.load_state_dict(state.optimizer["optimizer"])
-    trainer.lr_scheduler.load_state_dict(state.optimizer["lr_scheduler"])
-    scaler = getattr(trainer.accelerator, "scaler", None)
-    if scaler is not None and state.optimizer.get("scaler"):
-        scaler.load_state_dict(state.optimizer["scaler"])
-    rank = trainer.accelerator.process_index
-    if rank >= len(state.rng_per_rank):
-        raise UserError(f"{folder}: saved with {len(state.rng_per_rank)} processes; resume with the same number.")
-    restore_rng(trainer.generator, state.rng_per_rank[rank])
-    extra = state.progress.extra
-    for stream in trainer.streams:
-        stream.load_state_dict(extra.get("streams", {}).get(stream.name, {}))
-    for cb in trainer.callbacks:
-        cb.load_state_dict(extra.get("callbacks", {}).get(type(cb).__name__, {}))
-    trainer.progress = Progress(state.progress.global_step, state.progress.epoch, state.progress.batch_in_epoch)
-    trainer.settings.seed = state.seed
-    say(f"resumed from {folder} at step {trainer.progress.global_step} (epoch {trainer.progress.epoch + 1}).")
 
 
 def _install_interrupt(trainer: Trainer, say):
