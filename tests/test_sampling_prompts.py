@@ -45,7 +45,8 @@ def test_every_mistake_is_reported_with_its_line(tmp_path):
     with pytest.raises(UserError) as e:
         load_sample_prompts(path)
     message = str(e.value)
-    assert f"{path}:3: width must be a whole number, got 'wide'" in message
+    assert f'{path}:3: width: expected an integer, got the string "wide"' in message
+    assert message.startswith(f"4 problems in the sample prompt file {path}:")
     assert f"{path}:5: unknown or not yet supported sampler 'ddim'; available: euler_a (Euler a), euler" in message
     assert f"{path}:6: unknown option --x" in message
     assert f"{path}:7: option --g is for SDXL/SD3/FLUX/ControlNet" in message

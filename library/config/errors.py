@@ -44,10 +44,10 @@ class Problem:
 class ConfigError(UserError):
     """Everything wrong with a config, one problem per line, so all of it can be fixed in one go."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], what: str = "the training config"):
         self.problems = list(problems)
         lines = [str(p) for p in self.problems]
-        head = "" if len(lines) == 1 else f"{len(lines)} problems in the training config:\n"
+        head = "" if len(lines) == 1 else f"{len(lines)} problems in {what}:\n"
         super().__init__(head + "\n".join(lines))
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 from ..config.errors import ConfigError, Problem, Where
 from ..config.suggest import did_you_mean
 from ..config.toml_source import read_source
+from ..config.values import BadValue, to_float, to_int, to_str
 from ..errors import UserError
 from .request import GenerationRequest
 
@@ -50,7 +51,7 @@ def load_sample_prompts(path: str | os.PathLike, *, default_size: tuple[int, int
         except UserError as e:
             problems.append(Problem(where, str(e)))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, what=f"the sample prompt file {path}")
     return requests
 
 
@@ -135,32 +136,17 @@ def _unknown_option(name: str) -> str:
     return f"unknown option --{name} (known: {known}); a literal ' --' cannot appear in a prompt"
 
 
-def _text(key: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise UserError(f"{key} must be text, got {value!r}")
-    return value
-
-
-def _int(key: str, value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
+def _converter(convert: Callable[[Any, bool], tuple[Any, Any]]) -> Callable[[str, Any], Any]:
+    """The config package's value converters (leniently: "7" and 7.0 pass as 7), with the key in the message."""
+    def parse(key: str, value: Any) -> Any:
         try:
-            return int(value)
-        except ValueError:
-            pass
-    raise UserError(f"{key} must be a whole number, got {value!r}")
+            return convert(value, True)[0]
+        except BadValue as e:
+            raise UserError(f"{key}: {e}") from None
+    return parse
 
 
-def _float(key: str, value: Any) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise UserError(f"{key} must be a number, got {value!r}")
+_text, _int, _float = _converter(to_str), _converter(to_int), _converter(to_float)
 
 
 def _size(value: int) -> int:
