@@ -41,13 +41,13 @@ def test_options_are_case_insensitive_and_the_last_one_wins():
 
 
 def test_every_mistake_is_reported_with_its_line(tmp_path):
-    path = write(tmp_path, "p.txt", "good\n--\na --w wide\n\nb --ss ddim\nc --x 1\nd --g 3.5\n")
+    path = write(tmp_path, "p.txt", "good\n--\na --w wide\n\nb --ss pndm\nc --x 1\nd --g 3.5\n")
     with pytest.raises(UserError) as e:
         load_sample_prompts(path)
     message = str(e.value)
     assert f'{path}:3: width: expected an integer, got the string "wide"' in message
     assert message.startswith(f"4 problems in the sample prompt file {path}:")
-    assert f"{path}:5: unknown or not yet supported sampler 'ddim'; available: euler_a (Euler a), euler" in message
+    assert f"{path}:5: unknown or not yet supported sampler 'pndm'; available: euler_a (Euler a), euler" in message
     assert f"{path}:6: unknown option --x" in message
     assert f"{path}:7: option --g is for SDXL/SD3/FLUX/ControlNet" in message
     assert ":1:" not in message

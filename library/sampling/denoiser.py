@@ -19,6 +19,7 @@ import torch
 from .schedule import sigma_to_t
 
 UNetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t, text) -> ε̂ or v̂
+Conditioned = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (x, σ or t, text) -> output
 
 
 def scalings(sigma: torch.Tensor, prediction_type: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -45,14 +46,35 @@ class Denoiser:
 
 
 @dataclass(frozen=True)
+class EpsPredictor:
+    """ε̂(x_t, t, text) at the UNet's own x_t and timesteps, for DDIM (A1111's `CompVisTimestepsDenoiser`).
+
+    v models are converted as A1111's `CompVisTimestepsVDenoiser` does: ε̂ = √ᾱ_t·v̂ + √(1−ᾱ_t)·x_t.
+    """
+
+    unet: UNetFn
+    alphas_bar: torch.Tensor
+    prediction_type: str
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        out = self.unet(x, t, text)
+        if self.prediction_type == "epsilon":
+            return out
+        if self.prediction_type == "v_prediction":
+            a = _per_sample(self.alphas_bar[t.long()], x)
+            return a.sqrt() * out + (1 - a).sqrt() * x
+        raise ValueError(f"unknown prediction type {self.prediction_type!r}")
+
+
+@dataclass(frozen=True)
 class CFGDenoiser:
     """D(x, σ) with classifier-free guidance; cond and uncond share one UNet call when their lengths agree.
 
     A prompt and a negative prompt with different chunk counts cannot be stacked; they run as two calls,
-    as A1111 does by default.
+    as A1111 does by default. `denoiser` may also be an `EpsPredictor` (DDIM): A1111 mixes its ε̂ the same way.
     """
 
-    denoiser: Denoiser
+    denoiser: Conditioned
     cond: torch.Tensor
     uncond: torch.Tensor
     scale: float

@@ -20,12 +20,12 @@ import torch
 
 from ..text.conditioning import chunk_tokens, encode_chunks
 from .decode import decode_latents, to_pil
-from .denoiser import CFGDenoiser, Denoiser
+from .denoiser import CFGDenoiser, Denoiser, EpsPredictor
 from .infotext import ModelIdentity, infotext
 from .noise import ImageNoise, resolve_seed
-from .request import GenerationRequest, sampler_key
-from .samplers import SAMPLERS
-from .schedule import alphas_cumprod, get_sigmas, sigmas_from_alphas
+from .request import SCHEDULE_LABELS, GenerationRequest, sampler_key
+from .samplers import SAMPLERS, TIMESTEP_SAMPLERS
+from .schedule import alphas_cumprod, ddim_timesteps, get_sigmas, karras_sigmas, sigmas_from_alphas
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -46,7 +46,7 @@ class GeneratedImage:
 
 @dataclass(frozen=True)
 class _Job:
-    """Requests that can share one sampling run: same size, steps, sampler, CFG, clip skip and chunk counts."""
+    """Requests that can share one sampling run: same size, steps, sampler, CFG, clip skip, ENSD and chunk counts."""
 
     indices: list[int]
     cond_ids: torch.Tensor  # [B, k, 77]
@@ -56,7 +56,9 @@ class _Job:
 def generate(model: SDModel, requests: Sequence[GenerationRequest], *, device: torch.device | str | None = None,
              dtype: torch.dtype | None = None, batch_size: int = 1, output: Literal["pil", "latents"] = "pil",
              progress: bool = False, identity: ModelIdentity | None = None) -> list[GeneratedImage]:
-    """Generate every request; results come back in request order.
+    """Generate every request; results come back in request order, a request's `n_images` images in a row.
+
+    Image i of a request with seed s has seed s + i, as in A1111 (a random seed is drawn once per request).
 
     `device`: where to run (default: where the UNet is); modules elsewhere are moved there and back.
     `dtype`: autocast precision (None or float32: run in the modules' own dtypes). `batch_size`: images per UNet pass
@@ -71,11 +73,11 @@ def generate(model: SDModel, requests: Sequence[GenerationRequest], *, device: t
 
     device = torch.device(device) if device is not None else next(model.unet.parameters()).device
     identity = identity if identity is not None else ModelIdentity.of_file(model.source)
-    seeds = [resolve_seed(r.seed) for r in requests]
+    requests, seeds = _per_image(requests)
     results: list[GeneratedImage | None] = [None] * len(requests)
     with _inference_state(model, device):
         jobs = _plan(model, requests, batch_size)
-        steps = sum(requests[job.indices[0]].steps for job in jobs)
+        steps = sum(_model_calls(requests[job.indices[0]]) for job in jobs)
         with tqdm(total=steps, desc="generating", unit="step", disable=not progress) as bar:
             for job in jobs:
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype not in (None, torch.float32)):
@@ -87,13 +89,25 @@ def generate(model: SDModel, requests: Sequence[GenerationRequest], *, device: t
     return results
 
 
+def _per_image(requests: Sequence[GenerationRequest]) -> tuple[list[GenerationRequest], list[int]]:
+    """Each request repeated `n_images` times, with A1111's seeds: seed, seed + 1, …"""
+    pairs = [(r, base + i) for r in requests for base in [resolve_seed(r.seed)] for i in range(r.n_images)]
+    return [r for r, _ in pairs], [seed for _, seed in pairs]
+
+
+def _model_calls(request: GenerationRequest) -> int:
+    """Guided model evaluations of one sampling run (A1111's DDIM makes len(timesteps) − 1)."""
+    return len(ddim_timesteps(request.steps)) - 1 if sampler_key(request.sampler) == "ddim" else request.steps
+
+
 def _plan(model: SDModel, requests: Sequence[GenerationRequest], batch_size: int) -> list[_Job]:
     """Tokenize every prompt, group requests that can be stacked, and cut the groups into batches."""
     groups: dict[tuple, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
     for i, r in enumerate(requests):
         cond = chunk_tokens(model.tokenizer, [r.prompt], None, model.family)[0]
         uncond = chunk_tokens(model.tokenizer, [r.negative_prompt], None, model.family)[0]
-        key = (r.width, r.height, r.steps, sampler_key(r.sampler), r.cfg_scale, r.clip_skip, len(cond), len(uncond))
+        key = (r.width, r.height, r.steps, sampler_key(r.sampler), r.cfg_scale, r.clip_skip, r.ensd,
+               len(cond), len(uncond))
         groups.setdefault(key, []).append((i, cond, uncond))
     jobs = []
     for members in groups.values():
@@ -116,13 +130,29 @@ def _sample(model: SDModel, job: _Job, requests: Sequence[GenerationRequest], se
     def unet_fn(x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return unet(x.to(unet_dtype), t, encoder_hidden_states=text).sample.float()
 
-    model_sigmas = sigmas_from_alphas(alphas_cumprod(model.config.scheduler)).to(device)
-    denoise = CFGDenoiser(Denoiser(unet_fn, model_sigmas, model.prediction_type), cond, uncond, first.cfg_scale)
-    sigmas = get_sigmas(model_sigmas, first.steps)
+    alphas_bar = alphas_cumprod(model.config.scheduler)
+    key = sampler_key(first.sampler)
     noise = ImageNoise((unet.config.in_channels, first.height // 8, first.width // 8), [seeds[i] for i in job.indices])
-    x = noise.draw().to(device) * sigmas[0]
-    sampler = SAMPLERS[sampler_key(first.sampler)]
-    return sampler(_counted(denoise, on_step), x, sigmas, lambda sigma, sigma_next: noise.draw().to(device))
+    x = noise.draw().to(device)
+    if first.ensd:
+        noise.reseed([seeds[i] + first.ensd for i in job.indices])
+    if key in TIMESTEP_SAMPLERS:
+        alphas_bar = alphas_bar.to(device)
+        eps = CFGDenoiser(EpsPredictor(unet_fn, alphas_bar, model.prediction_type), cond, uncond, first.cfg_scale)
+        timesteps = ddim_timesteps(first.steps, len(alphas_bar))
+        return TIMESTEP_SAMPLERS[key](_counted(eps, on_step), x, alphas_bar, timesteps)
+    model_sigmas = sigmas_from_alphas(alphas_bar).to(device)
+    denoise = CFGDenoiser(Denoiser(unet_fn, model_sigmas, model.prediction_type), cond, uncond, first.cfg_scale)
+    sigmas = _sigmas(key, model_sigmas, first.steps)
+    return SAMPLERS[key](_counted(denoise, on_step), x * sigmas[0], sigmas,
+                         lambda sigma, sigma_next: noise.draw().to(device))
+
+
+def _sigmas(key: str, model_sigmas: torch.Tensor, steps: int) -> torch.Tensor:
+    """The σ schedule A1111 1.10 gives sampler `key` on "Automatic": Karras (from the model's σ range) or uniform."""
+    if SCHEDULE_LABELS.get(key) == "Karras":
+        return karras_sigmas(steps, model_sigmas[0].item(), model_sigmas[-1].item()).to(model_sigmas.device)
+    return get_sigmas(model_sigmas, steps)
 
 
 def _counted(denoise: CFGDenoiser, on_step: Callable[[], object]) -> Callable[..., torch.Tensor]:

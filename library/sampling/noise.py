@@ -3,7 +3,9 @@
 Each image owns a CPU `torch.Generator` seeded with its seed. The first draw is the initial latent noise,
 and the ancestral samplers' noises continue the same generator. So an image depends only on its seed and
 settings: not on the batch it ran in, the device, or anything else that touched torch's global RNG.
-(A1111 with ENSD re-seeds each generator with seed + ENSD after the first draw.)
+This is A1111's `randn_source=CPU` ("RNG: CPU"): torch's CPU generator gives the same numbers on every machine.
+With ENSD (eta noise seed delta) A1111 re-seeds each generator with seed + ENSD right after the first draw,
+so the ancestral noises come from seed + ENSD: `reseed` does that.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ class ImageNoise:
 
     def __init__(self, shape: Sequence[int], seeds: Sequence[int]):
         self.shape = tuple(shape)
+        self.generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+
+    def reseed(self, seeds: Sequence[int]) -> None:
+        """Replace every generator by a fresh one seeded `seeds[i]` (A1111's ENSD: seed + ENSD after `first()`)."""
         self.generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
 
     def draw(self) -> torch.Tensor:

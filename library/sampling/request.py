@@ -7,8 +7,14 @@ from dataclasses import dataclass
 from ..errors import UserError
 
 # Our sampler keys (kohya's `--ss` / `sample_sampler` names) and the labels A1111 writes as `Sampler:`.
-SAMPLER_LABELS = {"euler_a": "Euler a", "euler": "Euler"}
-_ALIASES = {"k_euler_a": "euler_a", "k_euler": "euler"}  # kohya's k-diffusion spellings
+SAMPLER_LABELS = {"euler_a": "Euler a", "euler": "Euler", "dpmpp_2m": "DPM++ 2M", "ddim": "DDIM"}
+# kohya's spellings ("dpmsolver++" is diffusers' DPMSolverMultistep, order 2: the same DPM++ 2M solver, here on
+# A1111's Karras schedule) and A1111's pre-1.9 label that named the schedule with the sampler.
+_ALIASES = {"k_euler_a": "euler_a", "k_euler": "euler", "dpmsolver++": "dpmpp_2m", "dpm++ 2m karras": "dpmpp_2m"}
+# A1111 1.10's "Schedule type" of each sampler when left on Automatic; the others use the uniform schedule.
+SCHEDULE_LABELS = {"dpmpp_2m": "Karras"}
+# Samplers whose ancestral noise ENSD changes, so A1111 writes `ENSD` only for them (`uses_ensd`).
+USES_ENSD = frozenset({"euler_a"})
 
 
 def sampler_key(name: str) -> str:
@@ -24,7 +30,11 @@ def sampler_key(name: str) -> str:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One image. `seed` None (or -1, as in A1111) draws a random seed, reported back with the image."""
+    """One prompt's images. `seed` None (or -1, as in A1111) draws a random seed, reported back with the image.
+
+    `n_images`: images made from this request, image i with seed + i (A1111's batch count × batch size).
+    `ensd`: A1111's eta noise seed delta; when non-zero the ancestral noise comes from seed + ENSD.
+    """
 
     prompt: str
     negative_prompt: str = ""
@@ -35,6 +45,8 @@ class GenerationRequest:
     seed: int | None = None
     sampler: str = "euler_a"
     clip_skip: int | None = None
+    n_images: int = 1
+    ensd: int = 0
 
     def __post_init__(self) -> None:
         for name in ("width", "height"):
@@ -45,4 +57,6 @@ class GenerationRequest:
             raise UserError(f"steps must be at least 1, got {self.steps}")
         if self.clip_skip is not None and self.clip_skip < 1:
             raise UserError(f"clip_skip counts from 1 (the last layer), got {self.clip_skip}")
+        if self.n_images < 1:
+            raise UserError(f"n_images must be at least 1, got {self.n_images}")
         sampler_key(self.sampler)

@@ -76,6 +76,15 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) 
     return _append_zero((max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho)
 
 
+def ddim_timesteps(steps: int, num_train_timesteps: int = 1000) -> torch.Tensor:
+    """A1111's DDIM timesteps (`CompVisSampler.get_timesteps`): 1, 1+c, 1+2c, … below T with c = T // steps.
+
+    The sampler walks them from the last down to the first, one model call per gap, so it makes
+    len − 1 calls (19 for 20 steps: c = 50 gives 20 timesteps) and ends at ᾱ of timestep 1, not at 0.
+    """
+    return (torch.arange(0, num_train_timesteps, num_train_timesteps // steps) + 1).clamp(0, num_train_timesteps - 1)
+
+
 def _append_zero(sigmas: torch.Tensor) -> torch.Tensor:
     """Samplers end at σ = 0, the clean image."""
     return torch.cat([sigmas, sigmas.new_zeros(1)])
