@@ -187,3 +187,11 @@ def test_a_nan_fp16_decode_is_redone_in_fp32_and_the_vae_stays_fp16():
 def test_invalid_output_kind_is_refused(sd1):
     with pytest.raises(ValueError):
         generate(sd1, [small()], output="png")
+
+
+def test_prompt_emphasis_reaches_the_model(sd1):
+    """A1111 syntax is parsed, not fed to CLIP as brackets: weight 1 changes nothing, other weights do."""
+    plain, same, stronger = generate(sd1, [small(prompt="a photo of a cat"), small(prompt="a photo of a (cat:1.0)"),
+                                           small(prompt="a photo of a (cat:1.5)")], output="latents")
+    assert torch.equal(plain.latents, same.latents)
+    assert not torch.equal(plain.latents, stronger.latents)

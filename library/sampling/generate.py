@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence
 
 import torch
 
-from ..text.conditioning import chunk_tokens, encode_chunks
+from ..text.conditioning import encode_chunks
+from ..text.emphasis import apply_emphasis, weighted_chunks
 from .decode import decode_latents, to_pil
 from .denoiser import CFGDenoiser, Denoiser, EpsPredictor
 from .infotext import ModelIdentity, infotext
@@ -51,6 +52,8 @@ class _Job:
     indices: list[int]
     cond_ids: torch.Tensor  # [B, k, 77]
     uncond_ids: torch.Tensor  # [B, k', 77]
+    cond_weights: torch.Tensor  # [B, k, 77]: A1111 emphasis, (word:1.2) and friends
+    uncond_weights: torch.Tensor  # [B, k', 77]
 
 
 def generate(model: SDModel, requests: Sequence[GenerationRequest], *, device: torch.device | str | None = None,
@@ -101,20 +104,20 @@ def _model_calls(request: GenerationRequest) -> int:
 
 
 def _plan(model: SDModel, requests: Sequence[GenerationRequest], batch_size: int) -> list[_Job]:
-    """Tokenize every prompt, group requests that can be stacked, and cut the groups into batches."""
-    groups: dict[tuple, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
+    """Parse A1111 prompt syntax, group requests that can be stacked, and cut the groups into batches."""
+    groups: dict[tuple, list[tuple[int, tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]]] = {}
     for i, r in enumerate(requests):
-        cond = chunk_tokens(model.tokenizer, [r.prompt], None, model.family)[0]
-        uncond = chunk_tokens(model.tokenizer, [r.negative_prompt], None, model.family)[0]
+        cond = weighted_chunks(model.tokenizer, r.prompt, model.family)
+        uncond = weighted_chunks(model.tokenizer, r.negative_prompt, model.family)
         key = (r.width, r.height, r.steps, sampler_key(r.sampler), r.cfg_scale, r.clip_skip, r.ensd,
-               len(cond), len(uncond))
+               len(cond[0]), len(uncond[0]))
         groups.setdefault(key, []).append((i, cond, uncond))
     jobs = []
     for members in groups.values():
         for start in range(0, len(members), batch_size):
             part = members[start:start + batch_size]
-            jobs.append(_Job([i for i, _, _ in part], torch.stack([c for _, c, _ in part]),
-                             torch.stack([u for _, _, u in part])))
+            stack = lambda which, n: torch.stack([m[which][n] for m in part])  # noqa: E731
+            jobs.append(_Job([m[0] for m in part], stack(1, 0), stack(2, 0), stack(1, 1), stack(2, 1)))
     return jobs
 
 
@@ -124,8 +127,9 @@ def _sample(model: SDModel, job: _Job, requests: Sequence[GenerationRequest], se
     first = requests[job.indices[0]]
     unet, te = model.unet, model.text_encoder
     unet_dtype = next(unet.parameters()).dtype
-    cond = encode_chunks(te, job.cond_ids, first.clip_skip, model.family).to(unet_dtype)
-    uncond = encode_chunks(te, job.uncond_ids, first.clip_skip, model.family).to(unet_dtype)
+    cond = apply_emphasis(encode_chunks(te, job.cond_ids, first.clip_skip, model.family), job.cond_weights)
+    uncond = apply_emphasis(encode_chunks(te, job.uncond_ids, first.clip_skip, model.family), job.uncond_weights)
+    cond, uncond = cond.to(unet_dtype), uncond.to(unet_dtype)
 
     def unet_fn(x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return unet(x.to(unet_dtype), t, encoder_hidden_states=text).sample.float()

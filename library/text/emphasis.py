@@ -71,7 +71,9 @@ def apply_emphasis(z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """
     batch, k, length = weights.shape
     chunks = z.reshape(batch, k, length, z.shape[-1])
-    original = chunks.mean(dim=(0, 2, 3), keepdim=True)
+    original = chunks.float().mean(dim=(0, 2, 3), keepdim=True)  # means in fp32: bf16 sums can cancel to 0
     weighted = chunks * weights.to(z.device)[..., None]
-    restored = weighted * (original / weighted.mean(dim=(0, 2, 3), keepdim=True))
+    new = weighted.float().mean(dim=(0, 2, 3), keepdim=True)
+    ratio = torch.where(new == 0, torch.ones_like(new), original / new)  # a zero mean has nothing to restore
+    restored = weighted * ratio.to(weighted.dtype)
     return restored.reshape(batch, k * length, z.shape[-1])
