@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""A1111-exact image generation: prompt mode, word-frequency regularization sets, Comparable Analysis.
+"""A1111-exact image generation: prompt mode, class / word-frequency regularization sets, Comparable Analysis.
 
-Not in this version: the generator (A1111 prompt syntax, Euler a / ENSD seeds, infotext) is its own issue.
-This script exists so the layout is fixed and says so when run; it does nothing else.
+    gen_reg_images.py --model m.safetensors --prompt "1girl" --steps 28 --sampler "Euler a" --seed 114514
+    gen_reg_images.py --model m.safetensors --from_png 00000-114514.png --outdir again
+    gen_reg_images.py --model m.safetensors --class_prompt "1girl" --count 200 --outdir reg/1_girl
+    gen_reg_images.py --model m.safetensors --wordfreq words.txt --count 200 --outdir reg/1_words
+    gen_reg_images.py compare --models A.safetensors B.safetensors --outdir compare
+
+`gen_reg_images.py -h`, `gen_reg_images.py txt2img -h` and `gen_reg_images.py compare -h` list the flags.
 """
 
 import sys
 
+from library.generation.cli import main
+
 if __name__ == "__main__":
-    print("gen_reg_images.py: image generation is not implemented in this version yet.", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(main())
