@@ -195,3 +195,33 @@ def test_prompt_emphasis_reaches_the_model(sd1):
                                            small(prompt="a photo of a (cat:1.5)")], output="latents")
     assert torch.equal(plain.latents, same.latents)
     assert not torch.equal(plain.latents, stronger.latents)
+
+
+def test_a_batch_that_runs_out_of_gpu_memory_is_halved(sd1, monkeypatch):
+    """Memory-aware batching: an out-of-memory pass is retried as two halves; every image keeps its own noise."""
+    from library.sampling import generate as gen
+
+    requests = [small(seed=s) for s in (1, 2, 3, 4)]
+    singles = generate(sd1, requests, output="latents", batch_size=1)
+    real, sizes = gen._sample, []
+
+    def tight(model, job, *args):
+        sizes.append(len(job.indices))
+        if len(job.indices) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(model, job, *args)
+
+    monkeypatch.setattr(gen, "_sample", tight)
+    batched = generate(sd1, requests, output="latents", batch_size=4)
+    assert sizes == [4, 2, 1, 1, 2, 1, 1]
+    assert all(torch.equal(a.latents, b.latents) for a, b in zip(singles, batched))
+
+
+def test_the_gpu_batch_cap_follows_free_memory_and_image_area():
+    from library.sampling.generate import images_that_fit
+
+    gib = 2**30
+    assert images_that_fit(20 * gib, 512, 512, 2) == 42
+    assert images_that_fit(20 * gib, 1024, 1024, 2) == 10  # four times the area, a quarter of the images
+    assert images_that_fit(20 * gib, 512, 512, 4) == 21  # fp32 needs twice the memory
+    assert images_that_fit(0, 512, 512, 2) == 1  # never below one: the halving fallback is the safety net
