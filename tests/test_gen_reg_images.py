@@ -176,3 +176,19 @@ def test_wordfreq_mode_redoes_only_what_an_interruption_lost(tiny_sd1, tmp_path)
     assert lost.is_file() and all((out / n).stat().st_mtime_ns == t for n, t in kept.items())
     records = [json.loads(line) for line in manifest.read_text().splitlines() if line.endswith("}")]
     assert sorted(r["index"] for r in records) == [0, 1, 2]
+
+
+def test_wordfreq_mode_draws_words_in_proportion_to_their_counts(tiny_sd1, tmp_path):
+    from library.regularization import chi_square, load_word_list
+
+    words, out = tmp_path / "words.txt", tmp_path / "out"
+    words.write_text("cat 70\ndog 20\nbird 10\n")
+    argv = ["--model", str(tiny_sd1), "--wordfreq", str(words), "--count", "120", "--seed", "3", "--steps", "1",
+            "--width", "64", "--height", "64", "--outdir", str(out)]
+    assert main(argv) == 0
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    counts = {w: sum(r["word"] == w for r in records) for w in ("cat", "dog", "bird")}
+    assert sum(counts.values()) == 120 and len({r["file"] for r in records}) == 120  # each image once
+    _, _, p_value = chi_square(counts, load_word_list(str(words)))
+    assert p_value > 0.001, counts
+    assert all((out / r["file"]).with_suffix(".txt").read_text().strip() == r["word"] for r in records[:5])
