@@ -95,15 +95,19 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(p if i == 0 else ".*" + p for i, p in enumerate(parts)), re.IGNORECASE | re.DOTALL)
 
 
+def _read_lines(path: Path, what: str) -> list[str]:
+    """The lines of a UTF-8 text file (BOM allowed); an unreadable or non-UTF-8 file is a UserError naming `what`."""
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as error:
+        raise UserError(f"{path}: cannot read the {what} ({error.strerror}); fix the path") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text ({error.reason}); save the {what} as UTF-8") from None
+
+
 def read_pattern_file(path: str | Path) -> tuple[str, ...]:
     """Exclude patterns, one per line; blank lines and `#` comments skipped (a pattern cannot start with `#`)."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as error:
-        raise UserError(f"{path}: cannot read the exclude file ({error.strerror}); fix the path") from None
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text ({error.reason}); save the exclude file as UTF-8") from None
+    lines = _read_lines(Path(path), "exclude file")
     return tuple(line.strip() for line in lines if line.strip() and not line.strip().startswith("#"))
 
 
@@ -310,12 +314,7 @@ def load_text_list(path: str | Path, *, exclude: Iterable[str] | str = (), exclu
     """A plain list, one `word count` or `word,count` per line; a file of bare words (no counts at all) means
     count 1 each, i.e. uniform. Blank lines and `#` comments are skipped; a word listed twice adds up."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as error:
-        raise UserError(f"{path}: cannot read the word list ({error.strerror}); fix the path") from None
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text ({error.reason}); save the word list as UTF-8") from None
+    lines = _read_lines(path, "word list")
     entries = [(number, *_split_count(line)) for number, line in enumerate(lines, 1)
                if line.strip() and not line.lstrip().startswith("#")]
     counted = [e for e in entries if e[2] is not None]
