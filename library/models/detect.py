@@ -53,6 +53,13 @@ def prediction_from_metadata(metadata: Mapping[str, str]) -> str | None:
     return "epsilon" if kind == "epsilon" else None
 
 
+def wanted_prediction(v_parameterization: bool | None, metadata: Mapping[str, str]) -> str | None:
+    """The prediction type asked for: the explicit option first, then the file's metadata; None if neither says."""
+    if v_parameterization is not None:
+        return "v_prediction" if v_parameterization else "epsilon"
+    return prediction_from_metadata(metadata)
+
+
 def detect_config(shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, str], source: str,
                   v_parameterization: bool | None = None) -> tuple[ModelConfig, list[str]]:
     """Pick the shipped config matching the weights; returns it and notes for the log."""
@@ -65,15 +72,12 @@ def detect_config(shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, 
         raise UserError(f"{source}: no model config matches these weights ({what}){hint}. Pass a diffusers "
                         f"config folder with the model_config option.")
     notes: list[str] = []
-    if v_parameterization is not None:
-        wanted = "v_prediction" if v_parameterization else "epsilon"
-    else:
-        wanted = prediction_from_metadata(metadata)
-        if wanted is None and len({c.prediction_type for c in candidates}) > 1:
-            wanted = "epsilon"
-            notes.append(f"{source}: the weights fit both SD2-512 (epsilon) and SD2-768 (v-prediction) and the "
-                         f"file has no prediction-type metadata; assuming epsilon. For a 768-v model set "
-                         f"v_parameterization = true.")
+    wanted = wanted_prediction(v_parameterization, metadata)
+    if wanted is None and len({c.prediction_type for c in candidates}) > 1:
+        wanted = "epsilon"
+        notes.append(f"{source}: the weights fit both SD2-512 (epsilon) and SD2-768 (v-prediction) and the "
+                     f"file has no prediction-type metadata; assuming epsilon. For a 768-v model set "
+                     f"v_parameterization = true.")
     chosen = next((c for c in candidates if c.prediction_type == wanted), candidates[0])
     if wanted and chosen.prediction_type != wanted:
         chosen = chosen.with_prediction_type(wanted)

@@ -21,7 +21,7 @@ import torch
 from ..errors import UserError
 from .checkpoint_files import (SINGLE_FILE_SUFFIXES, read_diffusers_folder, read_tensor_file, weights_file,
                                write_diffusers_folder, write_tensor_file)
-from .detect import detect_config, prediction_from_metadata
+from .detect import detect_config, wanted_prediction
 from .keymap import KeyRule, expected_ldm_shapes, to_ldm, to_module
 from .model_config import PARTS, ModelConfig, build_empty_modules, key_rules, resolve_config
 from .text_keys import SD1_PREFIX, strip_text_model
@@ -128,7 +128,7 @@ def _load_diffusers(folder: Path, v_param: bool | None, model_config, dtype) -> 
 
 
 def _override_prediction(config: ModelConfig, v_param: bool | None, metadata: Mapping[str, str]) -> ModelConfig:
-    wanted = {True: "v_prediction", False: "epsilon"}.get(v_param) or prediction_from_metadata(metadata)
+    wanted = wanted_prediction(v_param, metadata)
     return config.with_prediction_type(wanted) if wanted and wanted != config.prediction_type else config
 
 
