@@ -21,10 +21,6 @@ class Quickstart:
     def train_data_dir(self) -> Path:
         return self.dataset / "train"
 
-    @property
-    def reg_data_dir(self) -> Path:
-        return self.dataset / "reg"
-
 
 def prepare_quickstart(root: Path = DEFAULT_DIR, seed: int = 0) -> Quickstart:
     """Build what is missing under `root` (idempotent: a second call reuses the files)."""

@@ -7,7 +7,7 @@ branches for features.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ class StepResult:
     lr: float
     samples: int
     seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Callback:

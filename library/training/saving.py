@@ -9,7 +9,7 @@ steps (a window, as kohya). Ctrl-C writes a resumable `<name>-interrupted-state`
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -52,12 +52,11 @@ class SavePolicy:
 
 @dataclass
 class CheckpointSaver(Callback):
-    """Saves models (and states) at epoch/step boundaries and at the end; records what it wrote."""
+    """Saves models (and states) at epoch/step boundaries and at the end."""
 
     policy: SavePolicy
     save_model: Callable[[Path], None]  # writes the current model (with metadata) to a path
     save_state: Callable[[Path], None]  # writes the resumable state folder
-    written: list[Path] = field(default_factory=list)
 
     def on_step_end(self, trainer, result: StepResult) -> None:
         p = self.policy
@@ -83,7 +82,6 @@ class CheckpointSaver(Callback):
             if trainer.is_main:
                 self.save_model(path)
         if trainer.is_main:
-            self.written.append(path)
             trainer.log_event("save", path=str(path), step=trainer.progress.global_step)
         if with_state:
             self._write_state(trainer, self.policy.state_path(path))

@@ -44,8 +44,9 @@ BUILT_IN: dict[str, str] = {
     "use_safetensors": "models are saved as .safetensors unless save_model_as says otherwise",
 }
 
-# Old or shortcut names the config loader turns into other options before training sees them.
-CONFIG_ALIASES = ("dataset_repeats", "caption_extention", "use_8bit_adam", "use_lion_optimizer")
+# Old or shortcut names the config loader turns into other options, and folder-mode options it turns into
+# datasets, before training sees them.
+CONFIG_ALIASES = ("dataset_repeats", "caption_extention", "use_8bit_adam", "use_lion_optimizer", "reg_data_dir")
 
 
 def unsupported_notes(train: TrainConfig) -> list[str]:
