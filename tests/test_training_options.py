@@ -80,3 +80,17 @@ def test_epoch_saves_and_output_name(tmp_path, train_args):
                                          "--save_model_as", "ckpt")) == 0
     assert (out / "mine-000001.ckpt").is_file() and (out / "mine.ckpt").is_file()
     assert not (out / "mine-000002.ckpt").exists()  # the last epoch is the final save, as kohya
+
+
+def test_captions_longer_than_max_token_length_are_named_at_start(tmp_path, train_args, capsys):
+    from library.sample_data import write_sample_dataset
+
+    data = write_sample_dataset(tmp_path / "data", seed=0)
+    long_caption = ", ".join(f"tag{i}" for i in range(40))  # about 120 tokens: past 75, within 225
+    (data.train_dir / "0000.txt").write_text(long_caption)
+    args = train_args(tmp_path / "out", "--max_train_steps", "1")
+    args[args.index("--train_data_dir") + 1] = str(data.train_dir.parent)
+    assert train_certain.main(args) == 0
+    assert "1 caption(s) are longer than max_token_length = 75" in capsys.readouterr().err
+    assert train_certain.main(args + ["--max_token_length", "225"]) == 0
+    assert "longer than max_token_length" not in capsys.readouterr().err

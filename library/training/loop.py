@@ -40,6 +40,7 @@ class TrainSettings:
     num_workers: int = 0
     persistent_workers: bool = False
     fingerprint: str = ""
+    optimizer_description: str = ""  # kohya's ss_optimizer, `module.Class(args)`
 
 
 @dataclass

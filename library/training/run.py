@@ -54,6 +54,7 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
     settings = make_settings(train, loaded, data, accelerator)
     if train.training.seed is None:
         say(f"note: no seed given; this run uses seed {settings.seed} (set seed = {settings.seed} to repeat it).")
+    say(truncation_note(model, data, settings.max_chunks))
     prepare_model(model, train, accelerator, say)
     if train.dataset.cache_latents or train.dataset.cache_latents_to_disk:
         cache_latents(data, model, train, accelerator)
@@ -129,6 +130,18 @@ def config_echo(train: TrainConfig, notes: list[str], accelerator) -> str:
     return "\n".join(lines)
 
 
+def truncation_note(model, data, max_chunks: int) -> str:
+    """Say once, at start, which captions are longer than max_token_length (their end is never trained)."""
+    from ..text.conditioning import dropped_tokens
+
+    dropped = [n for n in dropped_tokens(model.tokenizer, [item.caption for item in data.items], max_chunks,
+                                         model.family) if n]
+    if not dropped:
+        return ""
+    return (f"note: {len(dropped)} caption(s) are longer than max_token_length = {max_chunks * 75}: up to "
+            f"{max(dropped)} tokens at their end are not trained. Set max_token_length = 150 or 225 to keep them.")
+
+
 def total_steps(train: TrainConfig, steps_per_epoch: int) -> int:
     epochs = train.training.max_train_epochs
     return epochs * steps_per_epoch if epochs else train.training.max_train_steps
@@ -167,7 +180,7 @@ def make_trainer(train: TrainConfig, model, data, accelerator, settings: TrainSe
     from ..sampling.schedule import alphas_cumprod, rescale_zero_terminal_snr
     from .losses import LossOptions
     from .lr_schedules import lr_scheduler_from_config
-    from .optimizers import make_optimizer
+    from .optimizers import describe_optimizer, make_optimizer
 
     opt = train.optimizer
     groups = [{"params": [p for p in model.unet.parameters()], "lr": opt.learning_rate}]
@@ -178,6 +191,7 @@ def make_trainer(train: TrainConfig, model, data, accelerator, settings: TrainSe
         model.text_encoder.requires_grad_(False)
         model.text_encoder.eval()
     optimizer, notes = make_optimizer(opt.optimizer_type, groups, opt.learning_rate, opt.optimizer_args)
+    settings.optimizer_description = describe_optimizer(optimizer)
     for note in notes:
         say(f"note: {note}")
     # Stepped once per optimizer step on every process, so it spans max_steps (not max_steps x processes).
