@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from .errors import ConfigError, Problem, Report, Where
 from .toml_source import Source, read_source
-from .train_config import OPTIONS, resolve_aliases
+from .train_config import OPTIONS, resolve_aliases, table_key
 from .unknown_keys import explain_args_key
 from .values import BadValue
 
@@ -109,7 +109,7 @@ def _flatten(source: Source, report: Report) -> Iterator[_Entry]:
                                                             f"kohya reads one level only and would silently drop "
                                                             f"its settings. Move them into [{name}].", key)
                 else:
-                    yield _Entry(key, inner, name, source.where(name, key))
+                    yield _Entry(table_key(name, key), inner, name, source.where(name, key))
         else:
             yield _Entry(name, value, None, source.where(name))
 

@@ -38,6 +38,18 @@ RULES: list[tuple[Callable[[Get], bool], tuple[str, ...], str]] = [
                                           "require num_warmup_steps\"); use \"constant_with_warmup\" or set it to 0"),
     (lambda g: g("log_with") in ("tensorboard", "all") and g("logging_dir") is None,
      ("log_with", "logging_dir"), "TensorBoard logging needs `logging_dir`"),
+    (lambda g: g("reg_mode") == "self_wordfreq" and not g("reg_word_list"),
+     ("reg_mode", "reg_word_list"), "needs a word list: `reg_word_list` = a tag CSV, a `word count` file, a caption "
+                                    "folder, or \"captions\" (the training captions)"),
+    (lambda g: g("reg_mode") == "pregenerated_wordfreq" and not g("reg_images_dir"),
+     ("reg_mode", "reg_images_dir"), "needs `reg_images_dir`: the folder gen_reg_images.py --wordfreq wrote"),
+    (lambda g: g("reg_mode") == "prior" and not g("reg_data_dir") and not g("dataset_config"),
+     ("reg_mode", "reg_data_dir"), "needs class images: `reg_data_dir` (the parent of `1_class` folders) or "
+                                   "is_reg subsets in a dataset_config"),
+    (lambda g: g("reg_mode") in ("self_wordfreq", "pregenerated_wordfreq") and g("reg_ratio") == 0
+     and g("reg_batch") is None, ("reg_ratio", "reg_mode"), "is 0, so no regularization image would ever be "
+                                                            "used; set it above 0 (0.25 = 1:4) or set reg_mode = "
+                                                            "\"none\""),
     (lambda g: g("output_config") and not g("config_file"),
      ("output_config", "config_file"), "needs `--config_file` naming the file to write"),
 ]
@@ -47,6 +59,12 @@ WARNINGS: list[tuple[Callable[[Get], bool], str, str]] = [
     (lambda g: g("v2") and g("clip_skip") is not None, "clip_skip", "clip_skip with v2 is unusual (kohya warns)"),
     (lambda g: g("zero_terminal_snr") and not g("v_parameterization"), "zero_terminal_snr",
      "zero_terminal_snr is meant for v_parameterization; results may be unexpected"),
+    (lambda g: g("reg_mode") in ("self_wordfreq", "pregenerated_wordfreq") and g("reg_data_dir"), "reg_mode",
+     "word-frequency regularization and the class images of reg_data_dir are both on; the Certain method "
+     "replaces prior preservation, so usually only one is wanted"),
+    (lambda g: g("reg_mode") == "none" and any(g(n) for n in ("reg_word_list", "reg_images_dir")), "reg_mode",
+     "a regularization word list or folder is set, but reg_mode is \"none\": nothing is generated. Set reg_mode "
+     "= \"self_wordfreq\" (or \"pregenerated_wordfreq\")"),
 ]
 
 

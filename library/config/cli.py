@@ -26,7 +26,7 @@ from .paths import checked_path
 from .suggest import normalize
 from .train_config import OPTIONS, TrainConfig, resolve_aliases
 from .unknown_keys import explain_flag
-from .values import BadValue, show
+from .values import BadValue, show, to_kwargs
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,9 @@ def _help(opt: Option) -> str:
 def _metavar(opt: Option) -> str:
     if opt.choices:
         return "{" + ",".join(map(str, opt.choices)) + "}"
-    return "KEY=VALUE" if opt.is_list else opt.name.rsplit("_", 1)[-1].upper()
+    if opt.is_list:
+        return "KEY=VALUE" if opt.convert is to_kwargs else "WORD"
+    return opt.name.rsplit("_", 1)[-1].upper()
 
 
 def load_train_config(argv: list[str] | None = None) -> LoadedConfig:

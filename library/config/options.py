@@ -90,11 +90,12 @@ def section_options(section_cls: type, section: str, attr: str) -> list[Option]:
 
 
 def option_table(config_cls: type, aliases: list[Option]) -> dict[str, Option]:
-    """All options of a config made of section dataclasses (attribute `x` = table `[x_arguments]`)."""
+    """All options of a config made of section dataclasses (attribute `x` = table `[x_arguments]`, unless the
+    field names its table in metadata)."""
     hints = typing.get_type_hints(config_cls)
     table: dict[str, Option] = {}
     for f in dataclasses.fields(config_cls):
-        for opt in section_options(hints[f.name], f"{f.name}_arguments", f.name):
+        for opt in section_options(hints[f.name], f.metadata.get("table", f"{f.name}_arguments"), f.name):
             if opt.name in table:
                 raise TypeError(f"option {opt.name} is declared twice")
             table[opt.name] = opt

@@ -19,7 +19,7 @@ from .names import (DYNAMO_BACKENDS, LOG_LEVELS, LR_SCHEDULERS, RESIZE_INTERPOLA
                     to_optimizer_name)
 from .options import Option, option, option_table
 from .values import (to_bool, to_extension, to_float_pair, to_int_or_off, to_kwargs, to_path, to_resolution,
-                     to_steps_or_fraction)
+                     to_sampler, to_steps_or_fraction, to_str_list)
 
 _NO = {"fp32": "no", "float": "no", "float32": "no", "none": "no", "false": "no"}
 _FLOAT = {"fp32": "float", "float32": "float", "no": "float", "none": "float"}
@@ -260,6 +260,55 @@ class CertainArgs:
     strict_data: bool = option(False, "stop when an image cannot be read, instead of skipping it with a report")
 
 
+REG_MODES = ("none", "self_wordfreq", "pregenerated_wordfreq", "prior")
+
+
+@dataclass(frozen=True)
+class RegularizationArgs:
+    """The Certain method's regularization against language drift (`[regularization]`; inside that table the
+    `reg_` prefix may be left out: `mode = "self_wordfreq"`)."""
+
+    reg_mode: str = option("none", "none / self_wordfreq (the current model generates single-word images while "
+                                   "training) / pregenerated_wordfreq (a gen_reg_images.py --wordfreq folder) / "
+                                   "prior (DreamBooth class images from reg_data_dir)", choices=REG_MODES,
+                           hints={"self": "self_wordfreq", "wordfreq": "self_wordfreq", "pregenerated":
+                                  "pregenerated_wordfreq", "dreambooth": "prior", "off": "none"})
+    reg_word_list: str | None = option(None, 'word frequencies: a tag CSV (tag autocomplete\'s danbooru.csv), a '
+                                             '`word count` text file, a caption folder, or "captions" (the training '
+                                             'captions)', conv=to_path)
+    reg_tag_types: tuple[str, ...] = option(("general",), "tag CSV types to keep: general, artist, copyright, "
+                                                          "character, meta (or 0-5)", conv=to_str_list, is_list=True)
+    reg_min_count: int = option(1, "drop words counted fewer times", low=1)
+    reg_top_k: int = option(0, "keep only the K most frequent words (0: all)", low=0)
+    reg_include: tuple[str, ...] = option((), "keep only words matching these (exact or * globs)",
+                                          conv=to_str_list, is_list=True)
+    reg_exclude: tuple[str, ...] = option((), "drop words matching these (exact or * globs)", conv=to_str_list,
+                                          is_list=True)
+    reg_exclude_file: str | None = option(None, "file of exclude patterns, one per line", conv=to_path)
+    reg_trigger_words: tuple[str, ...] = option((), "the training trigger words, never drawn (folder-mode class "
+                                                    "tokens are added unless reg_keep_trigger_words)",
+                                                conv=to_str_list, is_list=True)
+    reg_keep_trigger_words: bool = option(False, "do not drop the training's class tokens from the word list")
+    reg_alpha: float = option(1.0, "P(word) ∝ count^alpha: 1 = frequency ratio, 0 = uniform", low=0)
+    reg_ratio: float = option(0.25, "regularization images per training image (0.25 = 1:4)", low=0)
+    reg_batch: int | None = option(None, "images per regularization batch (unset: from reg_ratio)", low=1)
+    reg_every_n_steps: int = option(1, "add a regularization batch every N optimizer steps", low=1)
+    reg_loss_weight: float = option(1.0, "loss weight of regularization images", low=0)
+    reg_warmup_steps: int = option(0, "no regularization before this step", low=0)
+    reg_sampler: str = option("euler_a", "sampler of the generated images: euler_a, euler, dpmpp_2m, ddim (or "
+                                         "A1111's label, e.g. \"Euler a\")", conv=to_sampler)
+    reg_steps: int = option(20, "sampling steps of the generated images", low=1)
+    reg_cfg_scale: float = option(7.0, "CFG scale of the generated images", low=0)
+    reg_resolution: tuple[int, int] | None = option(None, 'size of the generated images "512" or "width,height" '
+                                                          '(unset: the training resolution)', conv=to_resolution)
+    reg_negative_prompt: str = option("", "negative prompt of the generated images")
+    reg_seed: int | None = option(None, "seed of the word stream and image seeds (unset: from seed)")
+    reg_images_dir: str | None = option(None, "pregenerated_wordfreq: the folder gen_reg_images.py --wordfreq made",
+                                        conv=to_path)
+    save_reg_images: bool = option(False, "also write the generated images (PNG with infotext) to "
+                                          "<output_dir>/reg_images")
+
+
 @dataclass(frozen=True)
 class ConfigArgs:
     config_file: str | None = option(None, "args TOML with option values (.toml is added when missing)",
@@ -282,6 +331,7 @@ class TrainConfig:
     huggingface: HuggingfaceArgs = field(default_factory=HuggingfaceArgs)
     distributed: DistributedArgs = field(default_factory=DistributedArgs)
     certain: CertainArgs = field(default_factory=CertainArgs)
+    regularization: RegularizationArgs = field(default_factory=RegularizationArgs, metadata={"table": "regularization"})
     config: ConfigArgs = field(default_factory=ConfigArgs)
 
     @classmethod
@@ -303,6 +353,14 @@ class TrainConfig:
         """A value by its kohya name, e.g. `get("learning_rate")`."""
         attr, key = OPTIONS[name].attr
         return getattr(getattr(self, attr), key)
+
+
+def table_key(table: str, key: str) -> str:
+    """The option a key names inside `[table]`: in [regularization] the `reg_` prefix may be left out."""
+    if table == "regularization" and key not in OPTIONS and OPTIONS.get(f"reg_{key}", None) is not None \
+            and OPTIONS[f"reg_{key}"].section == "regularization":
+        return f"reg_{key}"
+    return key
 
 
 def _alias(name: str, replaced_by: str, help: str, section: str, is_flag: bool) -> Option:

@@ -181,6 +181,28 @@ def to_float_pair(value: Any, lenient: bool) -> Converted:
     return (low, high), None
 
 
+def to_str_list(value: Any, lenient: bool) -> Converted:
+    """A list of strings: a TOML array, or one string of comma-separated items (as forum configs write it)."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip()), None
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value if v.strip()), None
+    raise _expected('a list of strings, e.g. ["sks", "watermark"]', value)
+
+
+def to_sampler(value: Any, lenient: bool) -> Converted:
+    """A sampler the generation code implements, by key, kohya alias or A1111 label ("Euler a")."""
+    from ..errors import UserError
+    from ..sampling.request import sampler_key
+
+    text, _ = to_str(value, lenient)
+    try:
+        key = sampler_key(text)
+    except UserError as e:
+        raise BadValue(str(e)) from None
+    return key, None if key == text else f"read {show(text)} as the sampler {show(key)}"
+
+
 def to_table(value: Any, lenient: bool) -> Converted:
     if isinstance(value, dict):
         return value, None

@@ -288,14 +288,54 @@ def words_from_captions(folder_or_folders: str | Path | Iterable[str | Path], ca
             raise UserError(f"{file}: caption is not UTF-8 text ({error.reason}); save it as UTF-8") from None
         except OSError as error:
             raise UserError(f"{file}: cannot read the caption ({error.strerror})") from None
-        for tag in {prompt_form(t) for line in text.splitlines() for t in line.split(separator)}:
-            if tag:
-                _add(counts, tag, 1)
+        _count_tags(counts, text, separator)
     source = ", ".join(str(f) for f in folders)
     what = f"{len(files)} caption files (*{caption_extension})"
     return _finish(counts, source, what, f"put {caption_extension} captions next to the images (in the folder or "
                    f"its N_name subfolders), or set caption_extension",
                    WordFilter.make(min_count=min_count, exclude=exclude, exclude_file=exclude_file, top_k=top_k))
+
+
+def _count_tags(counts: dict[str, int], caption: str, separator: str) -> None:
+    """Add one to each distinct tag of `caption` (split on `separator` and line breaks, in prompt form)."""
+    for tag in {prompt_form(t) for line in caption.splitlines() for t in line.split(separator)}:
+        if tag:
+            _add(counts, tag, 1)
+
+
+def words_from_texts(captions: Iterable[str], source: str, separator: str = ",", *,
+                     exclude: Iterable[str] | str = (), exclude_file: str | Path | None = None, min_count: int = 1,
+                     top_k: int = 0) -> WordList:
+    """Tag counts over captions already in memory (the trainer's dataset, whatever its source format), counted as
+    `words_from_captions` counts files."""
+    counts: dict[str, int] = {}
+    number = 0
+    for number, caption in enumerate(captions, 1):
+        _count_tags(counts, caption, separator)
+    return _finish(counts, source, f"{number} captions", "caption the training images (tags separated by "
+                   f"{separator!r}) or use a tag CSV or word list",
+                   WordFilter.make(min_count=min_count, exclude=exclude, exclude_file=exclude_file, top_k=top_k))
+
+
+def keep_only(word_list: WordList, include: Iterable[str]) -> WordList:
+    """The words of `word_list` matching any `include` pattern (exact words or `*` globs, case-insensitive);
+    no patterns keep everything."""
+    patterns = tuple(p.strip() for p in include if p.strip())
+    if not patterns:
+        return word_list
+    regexes = _regexes(patterns)
+    kept = [(w, c) for w, c in zip(word_list.words, word_list.counts) if any(r.fullmatch(w) for r in regexes)]
+    if not kept:
+        raise UserError(f"{word_list.source}: no word matches the include patterns {list(patterns)}; check their "
+                        f"spelling (tags are compared in prompt form, e.g. `long hair`, `star \\(symbol\\)`)")
+    return WordList(tuple(w for w, _ in kept), tuple(c for _, c in kept),
+                    f"{word_list.source}, keeping {len(kept)} matching {list(patterns)}")
+
+
+def caption_form(word: str) -> str:
+    """A word as a training caption spells it: prompt form without the backslashes A1111 prompts need (the trainer
+    reads captions literally, as kohya does)."""
+    return _ESCAPED.sub(r"\1", word)
 
 
 # ---------------------------------------------------------------------------------------------- text list

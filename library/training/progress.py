@@ -129,6 +129,12 @@ class TensorBoardLog(Callback):
                 self.writer.add_scalar(f"loss/{name}", value, result.step)
             self.writer.add_scalar("lr/unet", result.lr, result.step)
 
+    def on_event(self, trainer, name: str, fields: dict[str, Any]) -> None:
+        """Events with `scalars` (e.g. the regularization monitor's) are plotted as `<event>/<name>`."""
+        if self.writer is not None and "scalars" in fields:
+            for key, value in fields["scalars"].items():
+                self.writer.add_scalar(f"{name}/{key}", value, fields.get("step", trainer.progress.global_step))
+
     def on_train_end(self, trainer, interrupted: bool) -> None:
         if self.writer is not None:
             self.writer.close()

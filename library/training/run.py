@@ -19,6 +19,7 @@ import torch
 
 from ..config import LoadedConfig, TrainConfig, dump_args_toml
 from ..errors import UserError
+from ..regularization.setup import plan_regularization
 from .callbacks import Callback, Stream
 from .loop import TrainSettings, Trainer, steps_per_epoch
 from .model_setup import cache_latents, load_base_model, prepare_model, text_encoder_until
@@ -49,6 +50,7 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
     if train.dataset.debug_dataset:
         say("\n".join(debug_batches(data, train)))
         return 0
+    regularization = plan_regularization(train, data, say, accelerator.is_main_process)
     model = load_base_model(train)
     say("\n".join(model.describe()))
     settings = make_settings(train, loaded, data, accelerator)
@@ -59,6 +61,11 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
     if train.dataset.cache_latents or train.dataset.cache_latents_to_disk:
         cache_latents(data, model, train, accelerator)
     trainer = make_trainer(train, model, data, accelerator, settings, say)
+    if regularization is not None:
+        first = loaded.datasets.datasets[0]
+        reg_streams, reg_callbacks = regularization.attach(
+            train, trainer, first.resolution or (model.config.resolution,) * 2, first.batch_size)
+        streams, callbacks = [*reg_streams, *streams], [*reg_callbacks, *callbacks]
     trainer.streams += list(streams)
     trainer.callbacks[-1:-1] = list(callbacks)  # before the saver, which writes their state
     if train.saving.resume:

@@ -1,0 +1,116 @@
+"""From the `[regularization]` options to the stream and monitor a training run plugs in.
+
+In two parts, so that a bad word list or folder is reported before any model loads: `plan_regularization` reads
+and checks the list (or folder) right after the dataset scan and writes its summary; `RegularizationPlan.attach`
+builds the stream and the monitor once the trainer exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..atomic import atomic_write_text
+from ..errors import UserError
+from .monitor import RegularizationMonitor
+from .pregenerated import PregeneratedStream, RegImage, read_reg_folder
+from .sampler import WordSampler, target_probabilities
+from .stream import RegSchedule, SelfGeneratedStream, generation_settings
+from .wordfreq import WordList, keep_only, load_word_list, prompt_form, words_from_texts
+
+CAPTIONS = "captions"  # reg_word_list value: count the training captions
+
+
+def trigger_words(class_tokens: list[str | None]) -> tuple[str, ...]:
+    """What the training teaches as new words, so the word stream never draws them: each subset's class tokens
+    as a whole (`sks girl`) and, for DreamBooth's `identifier class` folders, the identifier (`sks`)."""
+    found: list[str] = []
+    for tokens in class_tokens:
+        if not tokens or not tokens.strip():
+            continue
+        found.append(tokens.strip())
+        words = tokens.split()
+        if len(words) > 1:
+            found.append(words[0])
+    return tuple(dict.fromkeys(prompt_form(w) for w in found))
+
+
+def regularization_word_list(reg, data, caption_separator: str, caption_extension: str) -> WordList:
+    """The word list the options describe, filtered (min_count, top_k, include, exclude, trigger words)."""
+    excluded = list(reg.reg_exclude) + list(reg.reg_trigger_words)
+    if not reg.reg_keep_trigger_words:
+        excluded += trigger_words([item.subset.class_tokens for item in data.items])
+    filters = dict(min_count=reg.reg_min_count, top_k=reg.reg_top_k, exclude=excluded,
+                   exclude_file=reg.reg_exclude_file)
+    if reg.reg_word_list == CAPTIONS:
+        captions = [item.caption for item in data.items if not item.subset.is_reg]
+        words = words_from_texts(captions, "the training captions", caption_separator, **filters)
+    else:
+        is_csv = Path(reg.reg_word_list).suffix.lower() == ".csv"
+        words = load_word_list(reg.reg_word_list, types=(reg.reg_tag_types if is_csv else None),
+                               caption_extension=caption_extension, separator=caption_separator, **filters)
+    return keep_only(words, reg.reg_include)
+
+
+@dataclass
+class RegularizationPlan:
+    mode: str
+    word_list: WordList | None = None  # self_wordfreq
+    images: list[RegImage] | None = None  # pregenerated_wordfreq
+
+    def attach(self, train, trainer, resolution: tuple[int, int], batch_size: int
+               ) -> tuple[list[Any], list[Any]]:
+        """(streams, callbacks) for the trainer; `resolution` (width, height) and `batch_size` of the training data."""
+        reg = train.regularization
+        seed = reg.reg_seed if reg.reg_seed is not None else trainer.settings.seed
+        schedule = RegSchedule(ratio=reg.reg_ratio, batch=reg.reg_batch, every_n_steps=reg.reg_every_n_steps,
+                               warmup_steps=reg.reg_warmup_steps)
+        per_step = batch_size * trainer.settings.grad_accum
+        out = Path(train.saving.output_dir)
+        if self.word_list is not None:
+            stream = SelfGeneratedStream(
+                WordSampler(self.word_list, seed, reg.reg_alpha), schedule,
+                generation_settings(reg, resolution, train.model.clip_skip), seed, per_step, reg.reg_loss_weight,
+                save_images_to=out / "reg_images" if reg.save_reg_images else None)
+            expected = target_probabilities(self.word_list, reg.reg_alpha)
+        else:
+            stream = PregeneratedStream(self.images, schedule, reg.reg_resolution or resolution, seed, per_step,
+                                        reg.reg_loss_weight)
+            expected = {w: n / len(self.images) for w, n in _word_counts(self.images).items()}
+        monitor = RegularizationMonitor(stream, expected, self.word_list, reg.reg_alpha, out / "regularization")
+        return [stream], [monitor]
+
+
+def _word_counts(images: list[RegImage]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for image in images:
+        counts[image.word] = counts.get(image.word, 0) + 1
+    return counts
+
+
+def plan_regularization(train, data, say: Callable[[str], None], is_main: bool = True) -> RegularizationPlan | None:
+    """Read and check what the regularization mode needs; None when nothing is mixed in by a stream ("none", and
+    "prior", whose class images are part of the dataset). The main process writes the word list's summary."""
+    reg = train.regularization
+    if reg.reg_mode in ("none", "prior"):
+        if reg.reg_mode == "prior" and not any(item.subset.is_reg for item in data.items):
+            raise UserError("reg_mode = \"prior\" but the dataset has no regularization images: put class images in "
+                            "`1_<class>` folders under reg_data_dir (or mark subsets is_reg = true)")
+        return None
+    out = Path(train.saving.output_dir) / "regularization"
+    if reg.reg_mode == "pregenerated_wordfreq":
+        images, missing = read_reg_folder(reg.reg_images_dir)
+        if missing:
+            say(f"note: {len(missing)} image(s) listed in {reg.reg_images_dir} are missing (e.g. "
+                f"{missing[0].path.name}); using the {len(images)} present")
+        say(f"regularization: {len(images)} pregenerated images from {reg.reg_images_dir}, "
+            f"{len(_word_counts(images))} distinct words")
+        return RegularizationPlan(reg.reg_mode, images=images)
+    words = regularization_word_list(reg, data, train.dataset.caption_separator, train.dataset.caption_extension)
+    summary = words.summary()
+    say(f"regularization: self-generated, alpha {reg.reg_alpha}\n{summary}")
+    if is_main:
+        atomic_write_text(out / "word_list.txt", summary + "\n\n" + "".join(
+            f"{count}\t{word}\n" for word, count in zip(words.words, words.counts)))
+    return RegularizationPlan(reg.reg_mode, word_list=words)
