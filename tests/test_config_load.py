@@ -62,19 +62,25 @@ def _sample(name: str):
     opt = OPTIONS[name]
     by_converter = {"to_path": "some/path", "to_str": "x", "to_int": 1, "to_float": 0.1, "to_bool": True,
                     "to_resolution": "512,512", "to_float_pair": "2.0,4.0", "to_extension": ".txt",
-                    "to_kwargs": ["a=1"], "to_int_or_off": 6}
+                    "to_kwargs": ["a=1"], "to_int_or_off": 6, "to_str_list": ["a", "b"], "to_sampler": "euler_a"}
     if name == "max_timestep":  # must stay above min_timestep
         return 1000
     return opt.choices[0] if opt.choices else by_converter[opt.convert.__name__]
 
 
 OUR_OPTION_NAMES = ["progress_jsonl", "progress_stdout", "strict_data"]
+REGULARIZATION_OPTION_NAMES = [
+    "reg_mode", "reg_word_list", "reg_tag_types", "reg_min_count", "reg_top_k", "reg_include", "reg_exclude",
+    "reg_exclude_file", "reg_trigger_words", "reg_keep_trigger_words", "reg_alpha", "reg_ratio", "reg_batch",
+    "reg_every_n_steps", "reg_loss_weight", "reg_warmup_steps", "reg_sampler", "reg_steps", "reg_cfg_scale",
+    "reg_resolution", "reg_negative_prompt", "reg_seed", "reg_images_dir", "save_reg_images"]
 
 
 def test_option_table_holds_the_kohya_options_and_our_own():
     assert len(KOHYA_OPTION_NAMES) == 173
-    assert set(OPTIONS) == set(KOHYA_OPTION_NAMES) | set(OUR_OPTION_NAMES)
+    assert set(OPTIONS) == set(KOHYA_OPTION_NAMES) | set(OUR_OPTION_NAMES) | set(REGULARIZATION_OPTION_NAMES)
     assert all(OPTIONS[name].section == "certain_arguments" for name in OUR_OPTION_NAMES)
+    assert all(OPTIONS[name].section == "regularization" for name in REGULARIZATION_OPTION_NAMES)
 
 
 @pytest.mark.parametrize("name", KOHYA_OPTION_NAMES)
