@@ -327,3 +327,15 @@ def test_a_missing_word_list_file_is_named(tmp_path, train_args, capsys):
     code = train_certain.main(train_args(tmp_path, "--reg_mode", "self_wordfreq", "--reg_word_list",
                                          str(tmp_path / "danbooru.csv")))
     assert code == 2 and "danbooru.csv: no such file" in capsys.readouterr().err
+
+
+def test_prior_mode_is_kohyas_class_images_and_needs_them(tmp_path, train_args, sample_dataset, capsys):
+    out = tmp_path / "prior"
+    assert train_certain.main(train_args(out, "--max_train_steps", "2", "--reg_mode", "prior", "--reg_data_dir",
+                                         str(sample_dataset.reg_dir.parent), "--prior_loss_weight", "0.5",
+                                         "--max_data_loader_n_workers", "0")) == 0
+    assert not events(out, "reg_images")  # nothing is generated: the class images are part of the dataset
+    empty = tmp_path / "empty_reg"
+    (empty / "1_girl").mkdir(parents=True)
+    code = train_certain.main(train_args(tmp_path / "none", "--reg_mode", "prior", "--reg_data_dir", str(empty)))
+    assert code == 2 and "has no regularization images" in capsys.readouterr().err

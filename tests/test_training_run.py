@@ -183,8 +183,9 @@ def test_two_process_accelerate_run(tmp_path, train_args):
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
-           str(ROOT / "train_certain.py"), *train_args(out, "--max_train_steps", "3",
-                                                                      "--lr_scheduler", "linear")]
+           str(ROOT / "train_certain.py"), *train_args(out, "--max_train_steps", "3", "--lr_scheduler", "linear",
+                                                       "--reg_mode", "self_wordfreq", "--reg_word_list", "captions",
+                                                       "--reg_steps", "2")]
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "processes 2" in result.stderr
@@ -193,6 +194,9 @@ def test_two_process_accelerate_run(tmp_path, train_args):
     assert [e["step"] for e in steps] == [1, 2, 3]  # only rank 0 writes
     assert steps[-1]["lr"] == 0.0  # the schedule spans the run's steps, whatever the number of processes
     assert load_model(out / "last.safetensors").config.name == "tiny-sd1"
+    generated = [e for e in events if e["event"] == "reg_images"]  # each process made its share, distinct seeds
+    assert [len(set(e["seeds"])) for e in generated] == [2, 2, 2]
+    assert all("reg" in e["losses"] and e["samples"] == 5 for e in steps)  # 4 training images + 1 generated, rank 0
 
 
 def test_an_extra_stream_plugs_into_the_loop_without_changing_it(tmp_path, train_args):
