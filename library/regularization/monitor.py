@@ -72,7 +72,7 @@ class RegularizationMonitor(Callback):
     folder: Path
     every_n_steps: int = 50
     top: int = 40
-    step_seconds: float = 0.0  # this process, since the start of this session
+    step_seconds: float = 0.0  # this process, generation included
 
     def on_step_end(self, trainer, result: StepResult) -> None:
         self.step_seconds += result.seconds
@@ -93,9 +93,8 @@ class RegularizationMonitor(Callback):
         generating = self.stream.generation_seconds
         if generating:
             figures["images_per_second"] = self.stream.images_made / generating
-        total = generating + self.step_seconds
-        if total:
-            figures["generation_share"] = generating / total
+        if self.step_seconds:  # step times include the streams' generation
+            figures["generation_share"] = generating / self.step_seconds
         return figures
 
     def report(self, trainer, step: int) -> None:

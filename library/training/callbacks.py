@@ -25,7 +25,7 @@ class StepResult:
     stream_losses: dict[str, float]  # mean loss per stream name ("train", "reg", ...)
     lr: float
     samples: int
-    seconds: float
+    seconds: float  # wall time of the step, making its streams' batches included
 
 
 class Callback:

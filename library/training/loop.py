@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import torch
@@ -84,7 +84,6 @@ class Trainer:
 
     def model_for_sampling(self):
         """The SDModel with plain (not DDP-wrapped) modules: for generation, saving and state."""
-        from dataclasses import replace
         return replace(self.model, unet=self.accelerator.unwrap_model(self.model.unet, keep_torch_compile=False))
 
     @contextlib.contextmanager
@@ -128,8 +127,9 @@ class Trainer:
         for group in _groups(batches, self.settings.grad_accum):
             if self.progress.global_step >= self.settings.max_steps:
                 return
+            start = time.perf_counter()
             extra = [b for stream in self.streams for b in stream.batches_for_step(self, self.progress.global_step)]
-            result = self.step(group + extra)
+            result = replace(self.step(group + extra), seconds=time.perf_counter() - start)  # ETA counts streams
             self.progress.batch_in_epoch += len(group)
             for cb in self.callbacks:
                 cb.on_step_end(self, result)
