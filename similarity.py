@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""The reference model-similarity calculator (cosine similarity of UNet attention outputs), N x N.
+"""The reference model-similarity calculator (cosine similarity of UNet self-attention outputs), 1 x N or N x N.
 
-Not in this version: the calculator is its own issue. This script exists so the layout is fixed and says
-so when run; it does nothing else.
+    similarity.py base.safetensors a.safetensors b.ckpt some_diffusers_folder
+    similarity.py base.safetensors a.safetensors --blocks extended --json out.json --csv out.csv
+    similarity.py a.safetensors b.safetensors c.safetensors --matrix --plot matrix.png
+
+`similarity.py -h` lists the flags.
 """
 
 import sys
 
+from library.similarity.cli import main
+
 if __name__ == "__main__":
-    print("similarity.py: the similarity calculator is not implemented in this version yet.", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(main())

@@ -78,9 +78,13 @@ def test_help_lists_kohya_options_and_the_quickstart():
         assert flag in result.stdout
 
 
-def test_scripts_of_later_issues_say_they_are_not_implemented():
-    result = run(str(ROOT / "similarity.py"))
-    assert result.returncode == 2 and "not implemented in this version" in result.stderr
+def test_similarity_help_lists_its_flags_and_a_bare_call_shows_usage():
+    result = run(str(ROOT / "similarity.py"), "--help")
+    assert result.returncode == 0
+    for flag in ("--blocks", "--matrix", "--json", "--csv", "--plot", "--seed"):
+        assert flag in result.stdout
+    bare = run(str(ROOT / "similarity.py"))
+    assert bare.returncode == 2 and "usage: similarity.py" in bare.stderr and "Traceback" not in bare.stderr
 
 
 def test_tiny_cli_writes_a_seeded_checkpoint(tmp_path):
