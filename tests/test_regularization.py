@@ -232,7 +232,7 @@ def reg_run(tmp_path_factory, train_args):
     out = tmp_path_factory.mktemp("reg")
     args = train_args(out, "--max_train_steps", "6", "--reg_mode", "self_wordfreq", "--reg_word_list", "captions",
                       "--reg_ratio", "0.5", "--save_every_n_steps", "3", "--save_state", "--logging_dir",
-                      str(out / "logs"), *FAST)
+                      str(out / "logs"), "--save_reg_images", *FAST)
     received = []
     loaded = load_train_config(args)
 
@@ -256,6 +256,18 @@ def test_every_generated_sample_is_trained_on_exactly_once(reg_run):
     assert sorted(reg_keys) == sorted(f"reg:{seed}:{word}" for seed, word in generated)
     state = json.loads((reg_run.out / "last-state" / "progress.json").read_text())["extra"]["streams"]["reg"]
     assert state["images_made"] == 12 and sum(state["counts"].values()) == 12
+
+
+def test_saved_reg_images_carry_their_infotext(reg_run):
+    from library.sampling.infotext import parse_infotext
+
+    files = sorted((reg_run.out / "reg_images").glob("*.png"))
+    generated = {seed: word for e in events(reg_run.out, "reg_images") for seed, word in zip(e["seeds"], e["words"])}
+    assert len(files) == 12
+    from PIL import Image
+    for path in files:
+        info = parse_infotext(Image.open(path).text["parameters"])
+        assert info["Prompt"] == generated[int(info["Seed"])] and info["Steps"] == "2"
 
 
 def test_reg_loss_is_logged_apart_from_the_training_loss(reg_run):

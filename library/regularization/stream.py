@@ -14,6 +14,7 @@ fractional image credit, so a resumed run draws the same words with the same see
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -140,7 +141,7 @@ class SelfGeneratedStream:
         with torch.no_grad():
             images = to_pil(decode_latents(model.vae, latents.to(next(model.vae.parameters()).device)))
         for result, image in zip(results, images):
-            name = f"{result.seed}-{caption_form(result.request.prompt)}"[:80].replace("/", "_")
+            name = re.sub(r'[<>:"/\\|?*\s]+', "_", f"{result.seed}-{caption_form(result.request.prompt)}")[:80]
             save_png(image, self.save_images_to / f"{name}.png", result.infotext)
 
     def state_dict(self) -> dict[str, Any]:
