@@ -37,7 +37,9 @@ def make_batch(batch: int, size: int, device) -> Batch:
     return Batch(captions=captions, loss_weights=torch.ones(batch), latents=latents)
 
 
-def ours(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int) -> list[float]:
+def make_trainer(model: SDModel, precision: str, steps: int):
+    """A Trainer as run.py sets one up (AdamW, constant LR, frozen text encoder) for `steps` optimizer steps;
+    `precision` is accelerate's mixed_precision (no, bf16, fp16)."""
     from accelerate import Accelerator
 
     from library.sampling.schedule import alphas_cumprod
@@ -49,13 +51,18 @@ def ours(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int) 
     acc = Accelerator(mixed_precision=precision)
     model.unet.to(acc.device).train()
     model.text_encoder.to(acc.device).requires_grad_(False).eval()
+    model.vae.to(acc.device).requires_grad_(False).eval()  # where a run keeps it; unused with cached latents
     optimizer, _ = make_optimizer("AdamW", [{"params": list(model.unet.parameters()), "lr": 1e-6}], 1e-6, {})
-    scheduler = make_lr_scheduler(optimizer, "constant", total_steps=steps + warmup)
+    scheduler = make_lr_scheduler(optimizer, "constant", total_steps=steps)
     model.unet, optimizer = acc.prepare(model.unet, optimizer)
-    trainer = Trainer(accelerator=acc, model=model, data=None, optimizer=optimizer, lr_scheduler=scheduler,
-                      settings=TrainSettings(seed=0, max_steps=steps + warmup), alphas_cumprod=alphas_cumprod(model.config.scheduler),
-                      loss_options=LossOptions(), noise_options={"noise": {}, "timesteps": {}, "perturb": {"ip_noise_gamma": None}})
-    return timed(lambda: trainer.step([batch]), steps, warmup, acc.device)
+    return Trainer(accelerator=acc, model=model, data=None, optimizer=optimizer, lr_scheduler=scheduler,
+                   settings=TrainSettings(seed=0, max_steps=steps), alphas_cumprod=alphas_cumprod(model.config.scheduler),
+                   loss_options=LossOptions(), noise_options={"noise": {}, "timesteps": {}, "perturb": {"ip_noise_gamma": None}})
+
+
+def ours(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int) -> list[float]:
+    trainer = make_trainer(model, precision, steps + warmup)
+    return timed(lambda: trainer.step([batch]), steps, warmup, trainer.device)
 
 
 def plain(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int) -> list[float]:

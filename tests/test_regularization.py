@@ -203,6 +203,14 @@ def test_the_regularization_table_takes_short_names(tmp_path):
                                      0.5)
 
 
+def test_seed_and_resolution_inside_the_table_are_the_regularizations_own(tmp_path):
+    toml = write(tmp_path / "args.toml", 'seed = 1\nresolution = "64"\n[regularization]\nseed = 11\n'
+                                        'resolution = "32,48"\n')
+    train = load_train_config(["--config_file", str(toml)]).train
+    assert (train.training.seed, train.dataset.resolution) == (1, (64, 64))
+    assert (train.regularization.reg_seed, train.regularization.reg_resolution) == (11, (32, 48))
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--reg_mode", "self_wordfreq"], "needs a word list"),
     (["--reg_mode", "pregenerated_wordfreq"], "needs `reg_images_dir`"),
@@ -320,6 +328,22 @@ def test_pregenerated_folder_trains(tmp_path, tiny_sd1, sample_dataset, train_ar
                                          "--reg_images_dir", str(folder), "--reg_ratio", "0.5", *FAST)) == 0
     steps = events(out, "step")
     assert all("reg" in e["losses"] and e["samples"] == 6 for e in steps)
+
+
+def test_word_lists_from_files_filtered_and_summarized(tmp_path, train_args, sample_dataset):
+    """A `word,count` .csv is a plain list (tag types are for tag CSVs); the summary is printed and saved."""
+    from library.data.dataset import build_training_data
+    from library.regularization.setup import regularization_word_list
+
+    words = write(tmp_path / "words.csv", "sks,500\n1girl,300\nsolo,200\nsmile,100\nwatermark,50\n")
+    loaded = load_train_config(train_args(tmp_path, "--reg_mode", "self_wordfreq", "--reg_word_list", str(words),
+                                          "--reg_exclude", "water*", "--reg_top_k", "2"))
+    data = build_training_data(loaded.datasets, loaded.train)
+    word_list = regularization_word_list(loaded.train.regularization, data, ",", ".txt")
+    assert word_list.words == ("1girl", "solo")  # `sks` of `10_sks girl` dropped, watermark excluded, top 2
+    tags = write(tmp_path / "danbooru.csv", '1girl,0,600,"1girls"\nhatsune_miku,4,150,miku\nstar_(symbol),0,90,\n')
+    kept = replace(loaded.train.regularization, reg_word_list=str(tags), reg_top_k=0, reg_tag_types=("character",))
+    assert regularization_word_list(kept, data, ",", ".txt").words == ("hatsune miku",)
 
 
 @pytest.mark.parametrize("extra, needle", [

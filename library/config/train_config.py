@@ -276,8 +276,8 @@ class RegularizationArgs:
     reg_word_list: str | None = option(None, 'word frequencies: a tag CSV (tag autocomplete\'s danbooru.csv), a '
                                              '`word count` text file, a caption folder, or "captions" (the training '
                                              'captions)', conv=to_path)
-    reg_tag_types: tuple[str, ...] = option(("general",), "tag CSV types to keep: general, artist, copyright, "
-                                                          "character, meta (or 0-5)", conv=to_str_list, is_list=True)
+    reg_tag_types: tuple[str, ...] = option((), "tag CSV types to keep: general, artist, copyright, character, "
+                                                "meta (or 0-5); unset: general", conv=to_str_list, is_list=True)
     reg_min_count: int = option(1, "drop words counted fewer times", low=1)
     reg_top_k: int = option(0, "keep only the K most frequent words (0: all)", low=0)
     reg_include: tuple[str, ...] = option((), "keep only words matching these (exact or * globs)",
@@ -356,10 +356,11 @@ class TrainConfig:
 
 
 def table_key(table: str, key: str) -> str:
-    """The option a key names inside `[table]`: in [regularization] the `reg_` prefix may be left out."""
-    if table == "regularization" and key not in OPTIONS and OPTIONS.get(f"reg_{key}", None) is not None \
-            and OPTIONS[f"reg_{key}"].section == "regularization":
-        return f"reg_{key}"
+    """The option a key names inside `[table]`: in [regularization] the `reg_` prefix may be left out, so there
+    `seed` and `resolution` are the regularization's own (reg_seed, reg_resolution), not the training's."""
+    prefixed = OPTIONS.get(f"reg_{key}")
+    if table == "regularization" and prefixed is not None and prefixed.section == "regularization":
+        return prefixed.name
     return key
 
 

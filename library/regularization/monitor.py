@@ -93,7 +93,7 @@ class RegularizationMonitor(Callback):
         generating = self.stream.generation_seconds
         if generating:
             figures["images_per_second"] = self.stream.images_made / generating
-        if self.step_seconds:  # step times include the streams' generation
+        if generating and self.step_seconds:  # step times include the streams' generation
             figures["generation_share"] = generating / self.step_seconds
         return figures
 

@@ -41,14 +41,14 @@ def regularization_word_list(reg, data, caption_separator: str, caption_extensio
     excluded = list(reg.reg_exclude) + list(reg.reg_trigger_words)
     if not reg.reg_keep_trigger_words:
         excluded += trigger_words([item.subset.class_tokens for item in data.items])
+    excluded = list(dict.fromkeys(excluded))
     filters = dict(min_count=reg.reg_min_count, top_k=reg.reg_top_k, exclude=excluded,
                    exclude_file=reg.reg_exclude_file)
     if reg.reg_word_list == CAPTIONS:
         captions = [item.caption for item in data.items if not item.subset.is_reg]
         words = words_from_texts(captions, "the training captions", caption_separator, **filters)
-    else:
-        is_csv = Path(reg.reg_word_list).suffix.lower() == ".csv"
-        words = load_word_list(reg.reg_word_list, types=(reg.reg_tag_types if is_csv else None),
+    else:  # unset tag types: general for a tag CSV, and no complaint for a `word,count` .csv
+        words = load_word_list(reg.reg_word_list, types=reg.reg_tag_types or None,
                                caption_extension=caption_extension, separator=caption_separator, **filters)
     return keep_only(words, reg.reg_include)
 
