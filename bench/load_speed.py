@@ -35,9 +35,12 @@ def diffusers_load(path: Path, config_dir: Path):
                                                     safety_checker=None, feature_extractor=None)
 
 
-def timed(fn, repeats: int):
+def timed(fn, repeats: int, before=None):
+    """Median wall time of `fn` over `repeats` runs, and its last result; `before` runs untimed before each."""
     times, result = [], None
     for _ in range(repeats):
+        if before is not None:
+            before()
         start = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - start)

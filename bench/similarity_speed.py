@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.load_speed import timed  # noqa: E402
 from library.models.sd_model import save_model  # noqa: E402
 from library.similarity.blocks import block_set  # noqa: E402
 from library.similarity.files import read_attention_weights  # noqa: E402
@@ -57,17 +56,6 @@ def evict(paths: list[Path]) -> None:
             os.close(fd)
 
 
-def timed(fn, repeats: int, cold: list[Path] | None = None) -> tuple[float, float]:
-    times, result = [], 0.0
-    for _ in range(repeats):
-        if cold:
-            evict(cold)
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="sd1", help="shipped model config: sd1, sd2-512, tiny-sd1, ...")
@@ -92,9 +80,9 @@ def main() -> int:
                 save_model(model, path, precision=args.precision)
             del model
         for suffix, (a, b) in files.items():
-            cold = [a, b] if args.cold else None
-            ours_s, ours_value = timed(lambda: ours(a, b, args.blocks), args.repeats, cold)
-            plain_s, plain_value = timed(lambda: plain(a, b, args.blocks), args.repeats, cold)
+            evicting = (lambda files=(a, b): evict(list(files))) if args.cold else None
+            ours_s, ours_value = timed(lambda: ours(a, b, args.blocks), args.repeats, evicting)
+            plain_s, plain_value = timed(lambda: plain(a, b, args.blocks), args.repeats, evicting)
             if ours_value != plain_value:
                 print(f"MISMATCH {suffix}: ours {ours_value!r}, plain {plain_value!r}")
                 return 1
@@ -107,7 +95,7 @@ def main() -> int:
                   f"ratio {ours_s / plain_s:.3f}")
             chosen = block_set(args.blocks)
             weights = [read_attention_weights(p, chosen) for p in (a, b)]
-            read_s, _ = timed(lambda: [read_attention_weights(p, chosen) for p in (a, b)], args.repeats, cold)
+            read_s, _ = timed(lambda: [read_attention_weights(p, chosen) for p in (a, b)], args.repeats, evicting)
             math_s, _ = timed(lambda: compare(probe_base(weights[0], 114514), weights[1]), args.repeats)
             print(f"  of which: our reads of the needed tensors {read_s:.3f} s, "
                   f"the math (the same both ways) {math_s:.3f} s")
