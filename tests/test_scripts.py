@@ -34,6 +34,9 @@ def test_quickstart_trains_the_tiny_model_and_leaves_every_output(tmp_path):
     assert list((tmp_path / "quickstart" / "logs").glob("*/events.out.tfevents.*"))  # TensorBoard
     events = (out / "progress.jsonl").read_text().splitlines()
     assert '"event": "end"' in events[-1] and '"interrupted": false' in events[-1]
+    assert any('"reg": ' in e for e in events if '"event": "step"' in e)  # the method's regularization ran
+    assert len(list((out / "reg_images").glob("*.png"))) == 1 + 16 * 4  # 1:4, 4 at a time every 4th of 66 steps
+    assert (out / "regularization" / "word_histogram.png").is_file()
 
 
 def test_quickstart_files_are_made_once(tmp_path):
