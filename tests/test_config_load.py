@@ -313,7 +313,8 @@ def test_train_config_flat_names_round_trip():
 
 @pytest.mark.parametrize("preset, expected", [
     ("acertainmodel_anime.toml", {"mixed_precision": "bf16", "stop_text_encoder_training": 300, "clip_skip": 2,
-                                  "reg_data_dir": None, "prior_loss_weight": 1.0}),
+                                  "reg_data_dir": None, "prior_loss_weight": 1.0, "reg_mode": "self_wordfreq",
+                                  "reg_ratio": 0.25}),
     ("acertainty_base.toml", {"stop_text_encoder_training": -1, "learning_rate": 1e-6, "save_precision": "float",
                               "noise_offset": None}),
     ("low_vram.toml", {"optimizer_type": "AdamW8bit", "gradient_checkpointing": True, "train_batch_size": 1,
