@@ -130,6 +130,7 @@ def test_each_process_generates_its_own_share_with_distinct_seeds(model):
         stream = make_stream(ratio=0.5)  # 2 images per process per step: 4 in all, as the single process above
         shares.append([stream.batches_for_step(stand_in_trainer(model, rank, 2), step)[0] for step in range(2)])
         assert stream.images_made == 8 and sum(stream.counts.values()) == 8  # every process counts all words
+        assert stream.generated_here == 4  # and generates its half: its images per second count only those
     for step in range(2):
         together = shares[0][step].keys + shares[1][step].keys
         assert together == words_single[step].keys  # the same words and seeds, split between the processes
@@ -148,6 +149,15 @@ def test_state_round_trip_continues_the_word_stream(model):
     resumed_keys += [k for step in range(3, 6) for b in second.batches_for_step(trainer, step) for k in b.keys]
     assert resumed_keys == keys and len(keys) == 7
     assert second.counts == straight.counts
+
+
+def test_a_state_of_the_other_mode_is_refused_not_misread(model, tmp_path):
+    images = [RegImage(tmp_path / "0.png", "solo", 0)]
+    pregenerated = PregeneratedStream(images, RegSchedule(), (64, 64), seed=3, train_images_per_step=4)
+    with pytest.raises(UserError, match='reg_mode = "self_wordfreq", this run\'s is "pregenerated_wordfreq"'):
+        pregenerated.load_state_dict(make_stream().state_dict())
+    with pytest.raises(UserError, match='reg_mode = "pregenerated_wordfreq", this run\'s is "self_wordfreq"'):
+        make_stream().load_state_dict(pregenerated.state_dict())
 
 
 # ---------------------------------------------------------------------------------------------- the monitor
@@ -288,7 +298,7 @@ def test_reg_loss_is_logged_apart_from_the_training_loss(reg_run):
     assert histogram["drawn"] == 12 and sum(w["drawn"] for w in histogram["words"]) == 12
     assert (reg_run.out / "regularization" / "word_histogram.png").read_bytes()[:4] == b"\x89PNG"
     word_list = (reg_run.out / "regularization" / "word_list.txt").read_text()
-    assert "1girl" in word_list and "\tsks\n" not in word_list  # the trigger word of `10_sks girl` is dropped
+    assert "1girl" in word_list and "\tsks girl\n" not in word_list  # the class tokens of `10_sks girl`
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     logs = EventAccumulator(str(next((reg_run.out / "logs").iterdir()))).Reload()
     assert {"loss/reg", "loss/train", "regularization/generation_share"} <= set(logs.Tags()["scalars"])
@@ -344,6 +354,23 @@ def test_word_lists_from_files_filtered_and_summarized(tmp_path, train_args, sam
     tags = write(tmp_path / "danbooru.csv", '1girl,0,600,"1girls"\nhatsune_miku,4,150,miku\nstar_(symbol),0,90,\n')
     kept = replace(loaded.train.regularization, reg_word_list=str(tags), reg_top_k=0, reg_tag_types=("character",))
     assert regularization_word_list(kept, data, ",", ".txt").words == ("hatsune miku",)
+
+
+def test_class_images_do_not_remove_their_class_word(tmp_path, train_args, sample_dataset):
+    """`reg/1_girl` holds prior-preservation images of `girl`: a word to keep, not a trigger of the training."""
+    from library.data.dataset import build_training_data
+    from library.regularization.setup import regularization_word_list
+
+    words = write(tmp_path / "words.txt", "girl 5\nsks 3\nsolo 2\n")
+    loaded = load_train_config(train_args(tmp_path, "--reg_mode", "self_wordfreq", "--reg_word_list", str(words),
+                                          "--reg_data_dir", str(sample_dataset.reg_dir.parent)))
+    data = build_training_data(loaded.datasets, loaded.train)
+    assert regularization_word_list(loaded.train.regularization, data, ",", ".txt").words == ("girl", "solo")
+
+
+def test_tag_types_may_be_numbers(tmp_path):
+    toml = write(tmp_path / "args.toml", '[regularization]\ntag_types = [0, 4]\n')
+    assert load_train_config(["--config_file", str(toml)]).train.regularization.reg_tag_types == ("0", "4")
 
 
 @pytest.mark.parametrize("extra, needle", [

@@ -185,8 +185,8 @@ def to_str_list(value: Any, lenient: bool) -> Converted:
     """A list of strings: a TOML array, or one string of comma-separated items (as forum configs write it)."""
     if isinstance(value, str):
         return tuple(item.strip() for item in value.split(",") if item.strip()), None
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(v.strip() for v in value if v.strip()), None
+    if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+        return tuple(str(v).strip() for v in value if str(v).strip()), None
     raise _expected('a list of strings, e.g. ["sks", "watermark"]', value)
 
 

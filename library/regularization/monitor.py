@@ -1,8 +1,8 @@
 """Watching the regularization: the realized word histogram against its target, and what generating costs.
 
 Every `every_n_steps` steps (and at the end) a `regularization` progress event carries the chi-square of the words
-drawn so far against the target distribution, the images per second and the share of step time spent generating;
-the TensorBoard callback plots its `scalars`. The histogram itself is written as JSON and as a bar chart to
+drawn so far against the target distribution and, when the stream generates (self_wordfreq), this process's
+images per second and the share of step time spent generating; the TensorBoard callback plots its `scalars`. The histogram itself is written as JSON and as a bar chart to
 `<output_dir>/regularization/` at each epoch end and at the end, for people who would rather look than read.
 """
 
@@ -92,7 +92,7 @@ class RegularizationMonitor(Callback):
         figures = fit_figures(self.stream.counts, self.expected, self.word_list, self.alpha)
         generating = self.stream.generation_seconds
         if generating:
-            figures["images_per_second"] = self.stream.images_made / generating
+            figures["images_per_second"] = self.stream.generated_here / generating
         if generating and self.step_seconds:  # step times include the streams' generation
             figures["generation_share"] = generating / self.step_seconds
         return figures
@@ -103,12 +103,12 @@ class RegularizationMonitor(Callback):
     def write_histogram(self, step: int) -> None:
         if not self.stream.counts:
             return
-        rows = histogram_rows(self.stream.counts, self.expected, self.top)
+        rows = histogram_rows(self.stream.counts, self.expected, len(self.expected))
         figures = self.figures()
-        record = {"step": step, **figures, "words": histogram_rows(self.stream.counts, self.expected, len(self.expected))}
+        record = {"step": step, **figures, "words": rows}
         atomic_write_text(self.folder / "word_histogram.json", json.dumps(record, ensure_ascii=False, indent=1))
         p = f", chi-square p = {figures['chi_square_p']:.3g}" if "chi_square_p" in figures else ""
-        plot_histogram(rows, f"regularization words at step {step}: {int(figures['drawn'])} drawn{p}",
+        plot_histogram(rows[:self.top], f"regularization words at step {step}: {int(figures['drawn'])} drawn{p}",
                        self.folder / "word_histogram.png")
 
     def state_dict(self) -> dict[str, Any]:

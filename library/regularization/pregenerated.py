@@ -20,10 +20,11 @@ import torch
 from ..data.batch import Batch
 from ..errors import UserError
 from ..generation.manifest import read_manifest
-from .stream import RegSchedule
+from .stream import RegSchedule, check_mode
 from .wordfreq import caption_form
 
 MANIFEST = "manifest.jsonl"
+MODE = "pregenerated_wordfreq"
 
 
 @dataclass(frozen=True)
@@ -110,11 +111,11 @@ class PregeneratedStream:
                       keys=[f"reg:{i.path.name}" for i in mine], stream=self.name)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"credit": self.credit, "images_made": self.images_made, "counts": dict(self.counts),
+        return {"mode": MODE, "credit": self.credit, "images_made": self.images_made, "counts": dict(self.counts),
                 "folder_size": len(self.images)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state:
+        if not check_mode(state, MODE):
             return
         if state["folder_size"] != len(self.images):
             print(f"note: the regularization folder held {state['folder_size']} images when the state was saved "

@@ -7,6 +7,7 @@ builds the stream and the monitor once the trainer exists.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -40,7 +41,7 @@ def regularization_word_list(reg, data, caption_separator: str, caption_extensio
     """The word list the options describe, filtered (min_count, top_k, include, exclude, trigger words)."""
     excluded = list(reg.reg_exclude) + list(reg.reg_trigger_words)
     if not reg.reg_keep_trigger_words:
-        excluded += trigger_words([item.subset.class_tokens for item in data.items])
+        excluded += trigger_words([item.subset.class_tokens for item in data.items if not item.subset.is_reg])
     excluded = list(dict.fromkeys(excluded))
     filters = dict(min_count=reg.reg_min_count, top_k=reg.reg_top_k, exclude=excluded,
                    exclude_file=reg.reg_exclude_file)
@@ -77,16 +78,9 @@ class RegularizationPlan:
         else:
             stream = PregeneratedStream(self.images, schedule, reg.reg_resolution or resolution, seed, per_step,
                                         reg.reg_loss_weight)
-            expected = {w: n / len(self.images) for w, n in _word_counts(self.images).items()}
+            expected = {w: n / len(self.images) for w, n in Counter(i.word for i in self.images).items()}
         monitor = RegularizationMonitor(stream, expected, self.word_list, reg.reg_alpha, out / "regularization")
         return [stream], [monitor]
-
-
-def _word_counts(images: list[RegImage]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for image in images:
-        counts[image.word] = counts.get(image.word, 0) + 1
-    return counts
 
 
 def plan_regularization(train, data, say: Callable[[str], None], is_main: bool = True) -> RegularizationPlan | None:
@@ -105,7 +99,7 @@ def plan_regularization(train, data, say: Callable[[str], None], is_main: bool =
             say(f"note: {len(missing)} image(s) listed in {reg.reg_images_dir} are missing (e.g. "
                 f"{missing[0].path.name}); using the {len(images)} present")
         say(f"regularization: {len(images)} pregenerated images from {reg.reg_images_dir}, "
-            f"{len(_word_counts(images))} distinct words")
+            f"{len({i.word for i in images})} distinct words")
         return RegularizationPlan(reg.reg_mode, images=images)
     words = regularization_word_list(reg, data, train.dataset.caption_separator, train.dataset.caption_extension)
     summary = words.summary()

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..data.batch import Batch
+from ..errors import UserError
 from ..sampling.request import GenerationRequest
 from .sampler import WordSampler
 from .wordfreq import caption_form
@@ -46,7 +47,10 @@ class RegSchedule:
         return step >= self.warmup_steps and (step - self.warmup_steps) % self.every_n_steps == 0
 
     def images(self, step: int, train_images: int, credit: float) -> tuple[int, float]:
-        """(images for this step, credit carried on), for one process whose steps hold `train_images` images."""
+        """(images for this step, credit carried on), for one process whose steps hold `train_images` images.
+
+        `train_images` is the nominal batch x accumulation, the same on every process (so they stay in step):
+        a short last batch of a bucket or epoch gets the full batch's share."""
         if step < self.warmup_steps:
             return 0, credit
         if self.batch is not None:
@@ -77,6 +81,17 @@ class GenerationSettings:
 
 
 _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
+MODE = "self_wordfreq"
+
+
+def check_mode(state: dict[str, Any], mode: str) -> bool:
+    """Whether there is a saved stream state to restore; one of another reg_mode is refused, not misread."""
+    if not state:
+        return False
+    if state.get("mode") != mode:
+        raise UserError(f"the resumed state's regularization stream was reg_mode = \"{state.get('mode')}\", this "
+                        f"run's is \"{mode}\"; resume with the same mode (or start the run afresh)")
+    return True
 
 
 @dataclass
@@ -95,6 +110,7 @@ class SelfGeneratedStream:
     images_made: int = 0  # over all processes
     counts: Counter = field(default_factory=Counter)  # words drawn so far, over all processes
     generation_seconds: float = 0.0  # this process
+    generated_here: int = 0  # images this process generated, for its images per second
 
     def batches_for_step(self, trainer, step: int) -> list[Batch]:
         count, self.credit = self.schedule.images(step, self.train_images_per_step, self.credit)
@@ -110,6 +126,7 @@ class SelfGeneratedStream:
         latents = self._generate(trainer, words[mine], seeds[mine])
         seconds = time.perf_counter() - start
         self.generation_seconds += seconds
+        self.generated_here += count
         trainer.log_event("reg_images", step=step + 1, words=words, seeds=seeds, seconds=round(seconds, 4),
                           images_per_second=round(count / max(seconds, 1e-9), 4))
         return [Batch(captions=[caption_form(w) for w in words[mine]], latents=latents,
@@ -145,17 +162,19 @@ class SelfGeneratedStream:
             save_png(image, self.save_images_to / f"{name}.png", result.infotext)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.state_dict(), "credit": self.credit, "images_made": self.images_made,
-                "counts": dict(self.counts), "generation_seconds": self.generation_seconds}
+        return {"mode": MODE, "sampler": self.sampler.state_dict(), "credit": self.credit,
+                "images_made": self.images_made, "counts": dict(self.counts),
+                "generation_seconds": self.generation_seconds, "generated_here": self.generated_here}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state:
+        if not check_mode(state, MODE):
             return
         self.sampler.load_state_dict(state["sampler"])
         self.credit = float(state["credit"])
         self.images_made = int(state["images_made"])
         self.counts = Counter(state["counts"])
-        self.generation_seconds = float(state.get("generation_seconds", 0.0))
+        self.generation_seconds = float(state["generation_seconds"])
+        self.generated_here = int(state["generated_here"])
 
 
 def generation_settings(reg, resolution: tuple[int, int], clip_skip: int | None) -> GenerationSettings:

@@ -61,8 +61,8 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
     if train.dataset.cache_latents or train.dataset.cache_latents_to_disk:
         cache_latents(data, model, train, accelerator)
     trainer = make_trainer(train, model, data, accelerator, settings, say)
-    if regularization is not None:
-        first = loaded.datasets.datasets[0]
+    if regularization is not None:  # sized by the first dataset with training (not class) images
+        first = next(d for d in loaded.datasets.datasets if any(not s.is_reg for s in d.subsets))
         reg_streams, reg_callbacks = regularization.attach(
             train, trainer, first.resolution or (model.config.resolution,) * 2, first.batch_size)
         streams, callbacks = [*reg_streams, *streams], [*reg_callbacks, *callbacks]
