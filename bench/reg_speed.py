@@ -35,7 +35,7 @@ def make_stream(batch, size: int, args) -> SelfGeneratedStream:
     """Words from the bench caption's tags, drawn by frequency, as reg_word_list = "captions" would give them."""
     words = words_from_texts(batch.captions, "the bench captions")
     schedule = RegSchedule(ratio=args.ratio, every_n_steps=args.every)
-    settings = GenerationSettings(width=size, height=size, steps=args.reg_steps)
+    settings = GenerationSettings(width=size, height=size, steps=args.reg_steps, cfg_scale=args.cfg)
     return SelfGeneratedStream(WordSampler(words, seed=0), schedule, settings, seed=0, train_images_per_step=len(batch))
 
 
@@ -46,6 +46,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=None, help="image side in pixels (default 64, 512 with --sd15)")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
     parser.add_argument("--reg-steps", type=int, default=20, help="sampling steps of each generated image (Euler a)")
+    parser.add_argument("--cfg", type=float, default=7.0, help="CFG scale of the generated images (1: no uncond pass)")
     parser.add_argument("--ratio", type=float, default=0.25, help="regularization images per training image")
     parser.add_argument("--every", type=int, default=1, help="reg_every_n_steps: generate in batches every N steps")
     parser.add_argument("--steps", type=int, default=16, help="timed optimizer steps per side (rounded up to --every)")
@@ -88,7 +89,7 @@ def main() -> int:
     device = "cuda" if cuda else "cpu"
     print(f"{'SD1.5-shaped' if args.sd15 else 'tiny SD1'}, batch {args.batch}, {size}px, precision {args.precision}, "
           f"{device}; regularization {args.ratio:g} images per training image, every {args.every} step(s), "
-          f"{args.reg_steps} Euler a steps, CFG 7; {steps} timed steps per side")
+          f"{args.reg_steps} Euler a steps, CFG {args.cfg:g}; {steps} timed steps per side")
     for name in ("none", "reg"):
         rate = steps / seconds[name]
         memory = f", peak memory {peak[name]:.2f} GiB" if cuda else ""

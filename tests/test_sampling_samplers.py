@@ -112,3 +112,12 @@ def test_cfg_is_uncond_plus_scale_times_the_difference(uncond_tokens):
     d_cond, d_uncond = x - 2.0 * sigma, x - 0.5 * sigma  # eps model: D = x − σ·ε̂
     torch.testing.assert_close(out, d_uncond + 7.5 * (d_cond - d_uncond))
     assert calls == ([2] if uncond_tokens == 77 else [1, 1])  # one batched call when lengths agree
+
+
+def test_cfg_scale_one_skips_the_uncond_pass():
+    calls = []
+    denoiser = Denoiser(text_mean_unet(calls), MODEL_SIGMAS, "epsilon")
+    cond, uncond = torch.full((1, 77, 8), 2.0), torch.full((1, 77, 8), 0.5)
+    x, sigma = torch.ones(1, 4, 2, 2), torch.tensor([1.0])
+    torch.testing.assert_close(CFGDenoiser(denoiser, cond, uncond, scale=1.0)(x, sigma), x - 2.0 * sigma)
+    assert calls == [1]  # the cond rows only: uncond + 1·(cond − uncond) is cond

@@ -72,6 +72,8 @@ class CFGDenoiser:
 
     A prompt and a negative prompt with different chunk counts cannot be stacked; they run as two calls,
     as A1111 does by default. `denoiser` may also be an `EpsPredictor` (DDIM): A1111 mixes its ε̂ the same way.
+    At scale 1 the mix is the cond output alone, so the uncond pass is skipped (as ComfyUI does): half the work,
+    the same result up to float rounding.
     """
 
     denoiser: Conditioned
@@ -80,6 +82,8 @@ class CFGDenoiser:
     scale: float
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1:
+            return self.denoiser(x, sigma, self.cond)
         if self.cond.shape[1] == self.uncond.shape[1]:
             both = self.denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([self.cond, self.uncond]))
             cond, uncond = both.chunk(2)
