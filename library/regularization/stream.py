@@ -80,7 +80,6 @@ class GenerationSettings:
                                  sampler=self.sampler, clip_skip=self.clip_skip)
 
 
-_AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 MODE = "self_wordfreq"
 
 
@@ -107,20 +106,23 @@ class SelfGeneratedStream:
     save_images_to: Path | None = None
     name: str = "reg"
     credit: float = 0.0
-    images_made: int = 0  # over all processes
     counts: Counter = field(default_factory=Counter)  # words drawn so far, over all processes
     generation_seconds: float = 0.0  # this process
     generated_here: int = 0  # images this process generated, for its images per second
+
+    @property
+    def images_made(self) -> int:
+        """Images over all processes so far: one per word drawn."""
+        return self.sampler.drawn
 
     def batches_for_step(self, trainer, step: int) -> list[Batch]:
         count, self.credit = self.schedule.images(step, self.train_images_per_step, self.credit)
         if count == 0:
             return []
         rank, world = trainer.accelerator.process_index, trainer.accelerator.num_processes
-        words = self.sampler.draw(count * world)
         seeds = [self.seed + self.images_made + j for j in range(count * world)]
+        words = self.sampler.draw(count * world)
         self.counts.update(words)
-        self.images_made += count * world
         mine = slice(rank * count, (rank + 1) * count)
         start = time.perf_counter()
         latents = self._generate(trainer, words[mine], seeds[mine])
@@ -137,13 +139,14 @@ class SelfGeneratedStream:
         """Latents (times the VAE factor, as training wants them) from the weights being trained, no copy made."""
         from ..sampling.generate import generate
         from ..sampling.infotext import ModelIdentity
+        from ..training.model_setup import weight_dtype
 
         requests = [self.generation.request(w, s) for w, s in zip(words, seeds)]
         identity = ModelIdentity(name=f"training@step{trainer.progress.global_step}")
         with trainer.eval_weights():
             model = trainer.model_for_sampling()
             results = generate(model, requests, device=trainer.device, batch_size=len(requests), output="latents",
-                               dtype=_AUTOCAST.get(trainer.accelerator.mixed_precision), identity=identity)
+                               dtype=weight_dtype(trainer.accelerator.mixed_precision), identity=identity)
         latents = torch.stack([r.latents for r in results])
         if trainer.device.type == "cuda":
             torch.cuda.synchronize(trainer.device)  # so the time measured is the generation's, not the next step's
@@ -163,7 +166,7 @@ class SelfGeneratedStream:
 
     def state_dict(self) -> dict[str, Any]:
         return {"mode": MODE, "sampler": self.sampler.state_dict(), "credit": self.credit,
-                "images_made": self.images_made, "counts": dict(self.counts),
+                "images_made": self.images_made, "counts": dict(self.counts),  # images_made: for readers
                 "generation_seconds": self.generation_seconds, "generated_here": self.generated_here}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -171,7 +174,6 @@ class SelfGeneratedStream:
             return
         self.sampler.load_state_dict(state["sampler"])
         self.credit = float(state["credit"])
-        self.images_made = int(state["images_made"])
         self.counts = Counter(state["counts"])
         self.generation_seconds = float(state["generation_seconds"])
         self.generated_here = int(state["generated_here"])

@@ -62,7 +62,7 @@ def prepare_model(model, train: TrainConfig, accelerator, say) -> None:
         model.text_encoder.to(torch.bfloat16)
     model.vae.requires_grad_(False)
     model.vae.eval()
-    vae_dtype = torch.float32 if train.model.no_half_vae or t.mixed_precision == "no" else _weight_dtype(t.mixed_precision)
+    vae_dtype = torch.float32 if train.model.no_half_vae or t.mixed_precision == "no" else weight_dtype(t.mixed_precision)
     model.vae.to(accelerator.device)
     if vae_dtype != torch.float32:
         model.vae.to(vae_dtype)
@@ -73,7 +73,8 @@ def prepare_model(model, train: TrainConfig, accelerator, say) -> None:
         model.unet = torch.compile(model.unet, backend=t.dynamo_backend)
 
 
-def _weight_dtype(precision: str) -> torch.dtype:
+def weight_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a mixed_precision value ("no": float32)."""
     return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
 
 
