@@ -166,7 +166,7 @@ def test_a_state_of_the_other_mode_is_refused_not_misread(model, tmp_path):
 def test_realized_frequencies_match_the_target_over_thousands_of_draws():
     sampler = WordSampler(WORDS, 114514)
     counts = Counter(sampler.draw(5000))
-    figures = fit_figures(counts, target_probabilities(WORDS), WORDS, 1.0)
+    figures = fit_figures(counts, WORDS, 1.0)
     assert figures["drawn"] == 5000 and figures["chi_square_p"] > 0.001
     for word, p in target_probabilities(WORDS).items():
         assert abs(counts[word] / 5000 - p) < 4 * (p * (1 - p) / 5000) ** 0.5
@@ -174,7 +174,7 @@ def test_realized_frequencies_match_the_target_over_thousands_of_draws():
 
 def test_a_wrong_distribution_fails_the_fit():
     counts = Counter({w: 1000 for w in WORDS.words})  # uniform, not the list's ratios
-    assert fit_figures(counts, target_probabilities(WORDS), WORDS, 1.0)["chi_square_p"] < 1e-6
+    assert fit_figures(counts, WORDS, 1.0)["chi_square_p"] < 1e-6
 
 
 def test_histogram_rows_put_drawn_next_to_expected():

@@ -20,10 +20,9 @@ from .sampler import chi_square
 from .wordfreq import WordList
 
 
-def fit_figures(counts: Mapping[str, int], expected: Mapping[str, float], word_list: WordList | None,
-                alpha: float) -> dict[str, float]:
-    """Chi-square statistic, degrees of freedom and p-value of `counts` against the target (when there are
-    enough draws for the test), plus the share of draws on words the target has."""
+def fit_figures(counts: Mapping[str, int], word_list: WordList | None, alpha: float) -> dict[str, float]:
+    """Draws and distinct words, plus the chi-square statistic, degrees of freedom and p-value of `counts` against
+    the list's target (when there is a list and enough draws for the test)."""
     figures: dict[str, float] = {"drawn": float(sum(counts.values())), "distinct_words": float(len(counts))}
     if word_list is not None:
         try:
@@ -89,7 +88,7 @@ class RegularizationMonitor(Callback):
             self.write_histogram(trainer.progress.global_step)
 
     def figures(self) -> dict[str, float]:
-        figures = fit_figures(self.stream.counts, self.expected, self.word_list, self.alpha)
+        figures = fit_figures(self.stream.counts, self.word_list, self.alpha)
         generating = self.stream.generation_seconds
         if generating:
             figures["images_per_second"] = self.stream.generated_here / generating
