@@ -20,10 +20,10 @@ import torch
 from ..data.batch import Batch
 from ..errors import UserError
 from ..generation.manifest import read_manifest
+from ..generation.wordfreq_mode import MANIFEST
 from .stream import RegSchedule, check_mode
 from .wordfreq import caption_form
 
-MANIFEST = "manifest.jsonl"
 MODE = "pregenerated_wordfreq"
 
 
