@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path, atomic_write_text
+from ..atomic import atomic_write_text
+from ..plotting import pyplot, save_png_figure
 from ..training.callbacks import Callback, StepResult
 from .sampler import chi_square
 from .wordfreq import WordList
@@ -42,11 +43,7 @@ def histogram_rows(counts: Mapping[str, int], expected: Mapping[str, float], top
 
 
 def plot_histogram(rows: list[dict[str, Any]], title: str, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(rows)), 4.5))
+    fig, ax = pyplot().subplots(figsize=(max(6.0, 0.35 * len(rows)), 4.5))
     x = range(len(rows))
     ax.bar([i - 0.2 for i in x], [r["drawn"] for r in rows], width=0.4, label="drawn")
     ax.bar([i + 0.2 for i in x], [r["expected"] for r in rows], width=0.4, label="expected")
@@ -55,9 +52,7 @@ def plot_histogram(rows: list[dict[str, Any]], title: str, path: Path) -> None:
     ax.set_title(title, fontsize=10)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png_figure(fig, path)
 
 
 @dataclass

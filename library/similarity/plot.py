@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..plotting import pyplot, save_png_figure
 
 
 def average_linkage(distance: np.ndarray) -> list[tuple[int, int, float]]:
@@ -28,10 +28,7 @@ def average_linkage(distance: np.ndarray) -> list[tuple[int, int, float]]:
 
 
 def write_heatmap(path: Path, names: list[str], matrix: list[list[float]]) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     values = np.asarray(matrix, dtype=float)
     n = len(names)
     merges = average_linkage(100.0 - (values + values.T) / 2) if n >= 3 else []
@@ -52,9 +49,7 @@ def write_heatmap(path: Path, names: list[str], matrix: list[list[float]]) -> No
     heat.set_title("similarity (%), row model is the base")
     if merges:
         _draw_dendrogram(fig.add_subplot(grid[0], sharey=heat), merges, order)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_png_figure(fig, path, bbox_inches="tight")
 
 
 def _leaf_order(merges: list[tuple[int, int, float]], n: int) -> list[int]:
