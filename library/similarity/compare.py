@@ -52,12 +52,9 @@ def compare_files(base: Path, others: list[Path], blocks: str = "reference", see
     paths = [base, *others]
     weights = [read_attention_weights(p, chosen) for p in paths]
     models = [Model(p, short_hash(p)) for p in paths]
-    probe = probe_base(weights[0], seed)
-    results = [Result(m, compare(probe, w)) for m, w in zip(models[1:], weights[1:])]
-    table = None
-    if matrix:
-        table = [[compare(row_probe, w).similarity for w in weights]
-                 for row_probe in (probe_base(w, seed) for w in weights)]
+    probes = [probe_base(w, seed) for w in (weights if matrix else weights[:1])]  # row i: model i as the base
+    results = [Result(m, compare(probes[0], w)) for m, w in zip(models[1:], weights[1:])]
+    table = [[compare(p, w).similarity for w in weights] for p in probes] if matrix else None
     return Report(models[0], tuple(b.name for b in chosen), seed, results, models, table,
                   family_warnings(weights[0], weights[1:]))
 
