@@ -16,7 +16,7 @@ from ..atomic import atomic_write_text
 from ..errors import UserError
 from .monitor import RegularizationMonitor
 from .pregenerated import PregeneratedStream, RegImage, read_reg_folder
-from .sampler import WordSampler, target_probabilities
+from .sampler import WordSampler
 from .stream import RegSchedule, SelfGeneratedStream, generation_settings
 from .wordfreq import WordList, keep_only, load_word_list, prompt_form, words_from_texts
 
@@ -70,11 +70,11 @@ class RegularizationPlan:
         per_step = batch_size * trainer.settings.grad_accum
         out = Path(train.saving.output_dir)
         if self.word_list is not None:
+            sampler = WordSampler(self.word_list, seed, reg.reg_alpha)
             stream = SelfGeneratedStream(
-                WordSampler(self.word_list, seed, reg.reg_alpha), schedule,
-                generation_settings(reg, resolution, train.model.clip_skip), seed, per_step, reg.reg_loss_weight,
-                save_images_to=out / "reg_images" if reg.save_reg_images else None)
-            expected = target_probabilities(self.word_list, reg.reg_alpha)
+                sampler, schedule, generation_settings(reg, resolution, train.model.clip_skip), seed, per_step,
+                reg.reg_loss_weight, save_images_to=out / "reg_images" if reg.save_reg_images else None)
+            expected = sampler.expected_frequencies()
         else:
             stream = PregeneratedStream(self.images, schedule, reg.reg_resolution or resolution, seed, per_step,
                                         reg.reg_loss_weight)
