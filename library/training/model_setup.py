@@ -13,6 +13,7 @@ import torch
 
 from ..config import LoadedConfig, TrainConfig
 from ..errors import UserError
+from ..models.sd_model import PRECISIONS
 from .loop import encode_latents
 
 
@@ -62,7 +63,7 @@ def prepare_model(model, train: TrainConfig, accelerator, say) -> None:
         model.text_encoder.to(torch.bfloat16)
     model.vae.requires_grad_(False)
     model.vae.eval()
-    vae_dtype = torch.float32 if train.model.no_half_vae or t.mixed_precision == "no" else weight_dtype(t.mixed_precision)
+    vae_dtype = torch.float32 if train.model.no_half_vae else weight_dtype(t.mixed_precision)
     model.vae.to(accelerator.device)
     if vae_dtype != torch.float32:
         model.vae.to(vae_dtype)
@@ -75,7 +76,7 @@ def prepare_model(model, train: TrainConfig, accelerator, say) -> None:
 
 def weight_dtype(precision: str) -> torch.dtype:
     """The torch dtype of a mixed_precision value ("no": float32)."""
-    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
+    return PRECISIONS.get(precision, torch.float32)
 
 
 def cache_latents(data, model, train: TrainConfig, accelerator) -> None:
