@@ -13,9 +13,9 @@ from typing import Any, Iterator
 
 from .errors import ConfigError, Problem, Report, Where
 from .toml_source import Source, read_source
+from .options import take_value
 from .train_config import OPTIONS, resolve_aliases, table_key
 from .unknown_keys import explain_args_key
-from .values import BadValue
 
 _DATASET_TABLES = ("general", "datasets")
 
@@ -78,15 +78,8 @@ def _take(entry: _Entry, result: ArgsFile) -> None:
             report.problem(entry.where, verdict.message, entry.key)
     elif option.cli_only:
         report.note(entry.where, f"`{entry.key}` has no effect inside a config file: ignored.")
-    else:
-        try:
-            value, note = option.parse(entry.value)
-        except BadValue as e:
-            report.problem(entry.where, f"key `{entry.key}`: {e}", entry.key)
-            return
-        if note:
-            report.note(entry.where, f"key `{entry.key}`: {note}")
-        result.values[entry.key], result.where[entry.key] = value, entry.where
+    elif take_value(result.values, option, entry.value, f"key `{entry.key}`", entry.where, report):
+        result.where[entry.key] = entry.where
 
 
 def _flatten(source: Source, report: Report) -> Iterator[_Entry]:

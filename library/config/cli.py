@@ -21,12 +21,12 @@ from .dataset_config import load_dataset_config
 from .dataset_spec import DatasetConfig
 from .errors import CLI, ConfigError, Problem, Report, Where
 from .folder_mode import folder_mode_datasets
-from .options import Option
+from .options import Option, take_value
 from .paths import checked_path
 from .suggest import normalize
 from .train_config import OPTIONS, TrainConfig, resolve_aliases
 from .unknown_keys import explain_flag
-from .values import BadValue, show, to_kwargs
+from .values import show, to_kwargs
 
 
 @dataclass(frozen=True)
@@ -99,17 +99,14 @@ def load_train_config(argv: list[str] | None = None) -> LoadedConfig:
 
 
 def _convert_cli(raw: dict[str, Any], report: Report) -> tuple[dict[str, Any], dict[str, Where]]:
-    """Command-line strings through the option converters (their notes are for file quirks, so dropped)."""
-    values, where = {}, {}
+    """Command-line strings through the option converters, then the old names resolved. Their notes explain
+    file quirks, which a flag does not have, so only the problems are kept."""
+    values, where, found = {}, {}, Report()
     for name, value in raw.items():
-        try:
-            values[name], _ = OPTIONS[name].parse(value)
+        if take_value(values, OPTIONS[name], value, f"--{name}", CLI, found):
             where[name] = CLI
-        except BadValue as e:
-            report.problem(CLI, f"--{name}: {e}", name)
-    aliases = Report()
-    resolve_aliases(values, where, aliases)
-    report.problems += aliases.problems  # its notes explain file quirks; a flag needs none
+    resolve_aliases(values, where, found)
+    report.problems += found.problems
     return values, where
 
 

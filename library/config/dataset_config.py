@@ -20,11 +20,12 @@ from typing import Any
 from .dataset_spec import (DATASET, DATASET_KEYS, DREAMBOOTH, FINE_TUNING, GENERAL, SUBSET, DatasetConfig,
                            DatasetSpec, SubsetSpec, build_dataset)
 from .errors import ConfigError, Problem, Report, Where
+from .options import take_value
 from .paths import checked_path
 from .toml_source import Source, read_source
 from .train_config import OPTIONS, TrainConfig
 from .unknown_keys import GUI_IGNORED, LORA_KEYS, explain_dataset_key
-from .values import BadValue, show
+from .values import show
 
 _TOP = "[general] and [[datasets]] (each with [[datasets.subsets]])"
 _DETAILS = 3  # problems shown under "this looks like an args file"
@@ -146,13 +147,7 @@ def _table(source: Source, table: Any, level: str, path: tuple, report: Report) 
             report.problem(at, f"key `{name}` is not allowed in {level}: it belongs in "
                                f"{' or '.join(spec.levels)}", name)
         else:
-            try:
-                values[name], note = spec.parse(raw)
-            except BadValue as e:
-                report.problem(at, f"key `{name}`: {e}", name)
-                continue
-            if note:
-                report.note(at, f"key `{name}`: {note}")
+            take_value(values, spec.option, raw, f"key `{name}`", at, report, lenient=False)
     return values
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import Where
 from .options import Option, type_converter
 from .train_config import OPTIONS, TrainConfig
-from .values import Converted, Converter, to_path, to_table
+from .values import Converter, to_path, to_table
 
 GENERAL, DATASET, SUBSET = "[general]", "[[datasets]]", "[[datasets.subsets]]"
 ALL_LEVELS, ABOVE_SUBSET, SUBSET_ONLY = (GENERAL, DATASET, SUBSET), (GENERAL, DATASET), (SUBSET,)
@@ -106,10 +106,7 @@ class DatasetKey:
     name: str
     levels: tuple[str, ...]
     kinds: tuple[str, ...]
-    option: Option  # help, converter, choices and bounds (checked in strict mode)
-
-    def parse(self, raw: Any) -> Converted:
-        return self.option.parse(raw, lenient=False)
+    option: Option  # help, converter, choices and bounds (parsed in strict mode: kohya's schema)
 
 
 def _keys_of(cls: type) -> dict[str, DatasetKey]:

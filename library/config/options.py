@@ -14,7 +14,9 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from .values import Converted, Converter, check_bounds, check_choice, to_bool, to_float, to_int, to_str
+from .errors import Report, Where
+from .values import (BadValue, Converted, Converter, check_bounds, check_choice, to_bool, to_float, to_int,
+                     to_str)
 
 _BY_TYPE: dict[type, Converter] = {bool: to_bool, int: to_int, float: to_float, str: to_str}
 
@@ -37,6 +39,7 @@ class Option:
     cli_only: bool = False  # has no effect inside a config file
     attr: tuple[str, str] | None = None  # where it lives in TrainConfig: (section attribute, field)
     replaced_by: str | None = None  # old alias: the value goes to this option instead
+    replaced_value: Any = None  # old flag alias: when true, `replaced_by` takes this value
 
     def parse(self, raw: Any, lenient: bool = True) -> Converted:
         """Convert and check one raw value; raises BadValue with what was expected."""
@@ -45,6 +48,21 @@ class Option:
             check_choice(value, self.choices, self.hints)
         check_bounds(value, self.low, self.high)
         return value, note
+
+
+def take_value(values: dict[str, Any], option: Option, raw: Any, label: str, at: Where, report: Report,
+               lenient: bool = True) -> bool:
+    """Parse `raw` into `values[option.name]`: a bad value is a problem at `at`, a quirk read leniently a note,
+    both starting with `label` (how the user wrote the name). False when the value was refused."""
+    try:
+        value, note = option.parse(raw, lenient)
+    except BadValue as e:
+        report.problem(at, f"{label}: {e}", option.name)
+        return False
+    if note:
+        report.note(at, f"{label}: {note}")
+    values[option.name] = value
+    return True
 
 
 def option(default: Any, help: str, *, conv: Converter | None = None, choices: tuple = (),

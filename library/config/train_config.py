@@ -18,8 +18,8 @@ from .errors import Report, Where
 from .names import (DYNAMO_BACKENDS, LOG_LEVELS, LR_SCHEDULERS, RESIZE_INTERPOLATIONS, SAMPLERS,
                     to_optimizer_name)
 from .options import Option, option, option_table
-from .values import (to_bool, to_extension, to_float_pair, to_int_or_off, to_kwargs, to_path, to_resolution,
-                     to_sampler, to_steps_or_fraction, to_str_list)
+from .values import (show, to_bool, to_extension, to_float_pair, to_int_or_off, to_kwargs, to_path,
+                     to_resolution, to_sampler, to_steps_or_fraction, to_str_list)
 
 _NO = {"fp32": "no", "float": "no", "float32": "no", "none": "no", "false": "no"}
 _FLOAT = {"fp32": "float", "float32": "float", "no": "float", "none": "float"}
@@ -364,41 +364,49 @@ def table_key(table: str, key: str) -> str:
     return key
 
 
-def _alias(name: str, replaced_by: str, help: str, section: str, is_flag: bool) -> Option:
+def _alias(name: str, replaced_by: str, help: str, section: str, value: Any = None) -> Option:
+    """An old name for `replaced_by`: a renamed key (its value is moved), or a flag that sets `value` when true."""
+    is_flag = value is not None
     return Option(name=name, section=section, help=help, default=False if is_flag else None,
-                  convert=to_bool if is_flag else to_extension, is_flag=is_flag, replaced_by=replaced_by)
+                  convert=to_bool if is_flag else to_extension, is_flag=is_flag, replaced_by=replaced_by,
+                  replaced_value=value)
 
 
 # Old names kohya still accepts; the loader turns them into the option they stand for.
 ALIASES = [
-    _alias("caption_extention", "caption_extension", "old spelling of caption_extension", "dataset_arguments", False),
-    _alias("use_8bit_adam", "optimizer_type", "old flag for optimizer_type AdamW8bit", "optimizer_arguments", True),
-    _alias("use_lion_optimizer", "optimizer_type", "old flag for optimizer_type Lion", "optimizer_arguments", True),
+    _alias("caption_extention", "caption_extension", "old spelling of caption_extension", "dataset_arguments"),
+    _alias("use_8bit_adam", "optimizer_type", "old flag for optimizer_type AdamW8bit", "optimizer_arguments",
+           "AdamW8bit"),
+    _alias("use_lion_optimizer", "optimizer_type", "old flag for optimizer_type Lion", "optimizer_arguments", "Lion"),
 ]
-_OPTIMIZER_FLAGS = {"use_8bit_adam": "AdamW8bit", "use_lion_optimizer": "Lion"}
 
 OPTIONS: dict[str, Option] = option_table(TrainConfig, ALIASES)
 
 
 def resolve_aliases(values: dict[str, Any], where: dict[str, Where], report: Report) -> None:
-    """Replace old names by the option they stand for, within one source (a file or the command line)."""
-    if "caption_extention" in values:
-        at = where.pop("caption_extention")
-        if "caption_extension" in values:
-            report.problem(at, "key `caption_extention` (old spelling) and `caption_extension` are both set; "
-                               "keep `caption_extension`", "caption_extention")
-        else:
-            values["caption_extension"], where["caption_extension"] = values["caption_extention"], at
-            report.note(at, "read `caption_extention` (old spelling) as `caption_extension`")
-        del values["caption_extention"]
-    flags = [name for name in _OPTIMIZER_FLAGS if values.pop(name, False)]
-    spots = {name: where.pop(name) for name in _OPTIMIZER_FLAGS if name in where}
-    if not flags:
-        return
-    given = flags + (["optimizer_type"] if "optimizer_type" in values else [])
-    name, at = flags[0], spots[flags[0]]
-    if len(given) > 1:
-        report.problem(at, f"keys {' and '.join(f'`{g}`' for g in given)} each choose an optimizer; keep one", name)
+    """Replace old names by the option they stand for (`Option.replaced_by`), within one source (a file or the
+    command line). A flag alias set to false is dropped: it chooses nothing."""
+    for target in dict.fromkeys(a.replaced_by for a in ALIASES):
+        given = [(a, values.pop(a.name), where.pop(a.name)) for a in ALIASES
+                 if a.replaced_by == target and a.name in values]
+        chosen = [(a, a.replaced_value if a.is_flag else value, at) for a, value, at in given
+                  if value or not a.is_flag]
+        if chosen:
+            _replace(target, chosen, values, where, report)
+
+
+def _replace(target: str, chosen: list[tuple[Option, Any, Where]], values: dict[str, Any], where: dict[str, Where],
+             report: Report) -> None:
+    """Give `target` the value of the one alias that sets it, or report the keys that compete for it."""
+    alias, value, at = chosen[0]
+    names = [a.name for a, _, _ in chosen] + ([target] if target in values else [])
+    if len(names) > 1 and alias.is_flag:  # kohya's optimizer flags are the only flag aliases
+        report.problem(at, f"keys {' and '.join(f'`{n}`' for n in names)} each choose an optimizer; keep one",
+                       alias.name)
+    elif len(names) > 1:
+        report.problem(at, f"key `{alias.name}` (old spelling) and `{target}` are both set; keep `{target}`",
+                       alias.name)
     else:
-        values["optimizer_type"], where["optimizer_type"] = _OPTIMIZER_FLAGS[name], at
-        report.note(at, f"read `{name} = true` as `optimizer_type = \"{_OPTIMIZER_FLAGS[name]}\"`")
+        values[target], where[target] = value, at
+        report.note(at, f"read `{alias.name} = true` as `{target} = {show(value)}`" if alias.is_flag
+                    else f"read `{alias.name}` (old spelling) as `{target}`")
