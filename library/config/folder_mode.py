@@ -1,16 +1,17 @@
 """Folder mode: `train_data_dir` / `reg_data_dir` / `in_json` from the args, turned into the same DatasetConfig.
 
 DreamBooth folder mode reads the sub-folder names only (`10_sks girl` -> 10 repeats, class tokens
-"sks girl"); listing the images is the data module's job. kohya skips a wrongly pointed folder with a
-log line and later fails with "No data found"; we say what the folder should look like instead. Missing
-folders and a missing in_json are problems at the line that names them (see `paths`).
+"sks girl"); the data module lists their images. kohya skips a wrongly pointed folder with a log line and
+later fails with "No data found"; we say what the folder should look like instead (images directly inside
+it: move them into a `10_name` folder). Missing folders and a missing in_json are problems at the line that
+names them (see `paths`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.listing import IMAGE_EXTENSIONS
+from ..image_files import list_images
 from .dataset_spec import DREAMBOOTH, FINE_TUNING, DatasetConfig, build_dataset
 from .errors import CLI, Report, Where
 from .paths import checked_path
@@ -74,9 +75,8 @@ def _repeat_folders(root: Path, option: str, at: Where, report: Report) -> list[
         else:
             skipped.append(sub.name)
     if not found:
-        images = any(p.suffix.lower() in IMAGE_EXTENSIONS for p in root.iterdir() if p.is_file())
         why = (f"it holds images directly, but `{option}` must be the PARENT of folders named `<repeats>_<name>` "
-               f"({_EXAMPLE}): move the images into such a folder" if images else
+               f"({_EXAMPLE}): move the images into such a folder" if list_images(root) else
                f"it needs sub-folders named `<repeats>_<name>` ({_EXAMPLE})")
         if skipped:
             why += f"; found only {', '.join(f'`{s}`' for s in skipped[:5])}"

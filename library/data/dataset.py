@@ -15,13 +15,13 @@ from PIL import Image
 from ..config.dataset_spec import DatasetConfig
 from ..config.train_config import TrainConfig
 from ..errors import UserError
+from ..image_files import IMAGE_EXTENSIONS
 from .batch import Batch
 from .build import collect
 from .captions import render_caption
 from .images import load_rgb
 from .items import Item
 from .latent_cache import CachedLatents, Encode, fill_cache
-from .listing import IMAGE_EXTENSIONS
 from .loader import iterate_batches
 from .pixels import choose_augment, render, to_batch
 from .plan import BatchPlan, BucketGroup, Schedule, batches_per_epoch, epoch_plan

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config.dataset_spec import SubsetSpec
+from ..image_files import list_images
 from .buckets import Placement, Size
 from .captions import read_caption_file
 from .images import probe_image
-from .listing import list_images
 from .problems import Unusable
 
 SHOWN_NAMES = 5  # file names quoted in a note before "and N more"

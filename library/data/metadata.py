@@ -15,8 +15,8 @@ from typing import Any
 
 from ..config.dataset_spec import SubsetSpec
 from ..errors import UserError
+from ..image_files import IMAGE_EXTENSIONS
 from .items import Scan, add_probed
-from .listing import IMAGE_EXTENSIONS
 
 FIELDS = ("caption", "tags")
 

@@ -1,4 +1,4 @@
-"""Which files of a subset folder are images.
+"""Which files of a folder are images, for the config checks and the data pipeline alike.
 
 kohya reads `.png .jpg .jpeg .webp .bmp` in either case, non-recursively, in sorted order; so do we, so a
 folder trains on the same images with either tool.
