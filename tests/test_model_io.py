@@ -33,6 +33,21 @@ def test_safetensors_round_trip_is_bit_exact(tiny_file, tmp_path, precision):
         assert_same_tensors(tensors_of(tiny_file), tensors_of(first))
 
 
+def stored_tensors(path):
+    """Every tensor of a .safetensors or .ckpt file, as stored."""
+    if path.suffix == ".ckpt":
+        return torch.load(path, weights_only=True)["state_dict"]
+    return tensors_of(path)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+@pytest.mark.parametrize("precision", ["fp16", "bf16", "float"])
+def test_default_load_then_save_keeps_every_dtype_bit_exact(tiny_sd1, tmp_path, suffix, precision):
+    source = save_model(load_model(tiny_sd1), tmp_path / f"source{suffix}", precision=precision)
+    back = save_model(load_model(source), tmp_path / f"back{suffix}")  # default options on both sides
+    assert_same_tensors(stored_tensors(source), stored_tensors(back))
+
+
 def test_fp16_file_loads_as_fp32_and_saves_back_exactly(tiny_sd1, tmp_path):
     half = save_model(load_model(tiny_sd1), tmp_path / "half.safetensors", precision="fp16")
     model = load_model(half)  # default dtype float32: an exact upcast
@@ -93,6 +108,28 @@ def test_extras_survive_untouched(tiny_sd2, tmp_path):
     save_file(src, str(tmp_path / "with_extras.safetensors"))
     back = save_model(load_model(tmp_path / "with_extras.safetensors"), tmp_path / "back.safetensors")
     assert_same_tensors(src, tensors_of(back))
+
+
+def with_ema_copy(tensors: dict) -> dict:
+    """A real SD1 training checkpoint: LitEma's copy of every UNet weight, named by the LDM key without its
+    dots after `model_ema.`, with values of its own (the EMA lags the live weights)."""
+    ema = {"model_ema." + k[len("model."):].replace(".", ""): v + 0.01
+           for k, v in tensors.items() if k.startswith("model.diffusion_model.")}
+    counters = {"model_ema.decay": torch.tensor(0.9999), "model_ema.num_updates": torch.tensor(4711, dtype=torch.int32)}
+    return {**tensors, **ema, **counters}
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
+def test_ema_weight_copies_survive_a_round_trip(tiny_sd1, tmp_path, suffix):
+    src = with_ema_copy(tensors_of(tiny_sd1))
+    assert "model_ema.diffusion_modelinput_blocks00weight" in src
+    source = tmp_path / f"ema{suffix}"
+    if suffix == ".ckpt":
+        torch.save({"state_dict": src}, source)
+    else:
+        save_file(src, str(source))
+    back = save_model(load_model(source), tmp_path / f"back{suffix}")
+    assert_same_tensors(src, stored_tensors(back))
 
 
 def test_sd1_text_encoder_without_text_model_level_is_accepted(tiny_sd1, tmp_path):

@@ -41,6 +41,8 @@ class SDModel:
     source: Path | None = None
     vae_source: Path | None = None
     notes: list[str] = field(default_factory=list)
+    # part -> module key -> dtype in the file it came from, so a save without a precision writes it as read
+    read_dtypes: dict[str, dict[str, torch.dtype]] = field(default_factory=dict)
 
     @property
     def family(self) -> str:
@@ -68,14 +70,27 @@ class SDModel:
             lines.append(f"vae: {self.vae_source}")
         return lines + self.notes
 
-    def ldm_state_dict(self) -> dict[str, torch.Tensor]:
-        """Every tensor in LDM layout: the modules' current weights, then the untouched extras."""
+    def module_states(self, cast: torch.dtype | None = None) -> dict[str, dict[str, torch.Tensor]]:
+        """Each module's current weights as saved: floating ones in `cast`, or else in the dtype they were read
+        in (a model loaded as float32 from an fp16 file saves as fp16 again)."""
+        states = {}
+        for part, module in self.modules().items():
+            read = self.read_dtypes.get(part, {})
+            states[part] = {k: _cast(v, cast or read.get(k)) for k, v in module.state_dict().items()}
+        return states
+
+    def ldm_state_dict(self, cast: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+        """Every tensor in LDM layout: the modules' weights as `module_states` gives them, then the extras."""
         rules = key_rules(self.config, self.modules())
         state: dict[str, torch.Tensor] = {}
-        for part, module in self.modules().items():
-            state.update(to_ldm(module.state_dict(), rules[part]))
-        state.update(self.extras)
+        for part, module_state in self.module_states(cast).items():
+            state.update(to_ldm(module_state, rules[part]))
+        state.update({k: _cast(v, cast) for k, v in self.extras.items()})
         return state
+
+
+def _cast(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
 
 
 def load_model(path: str | Path, *, v_parameterization: bool | None = None, vae: str | Path | None = None,
@@ -103,11 +118,11 @@ def _load_single_file(path: Path, v_param: bool | None, model_config, dtype) -> 
     rules = key_rules(config, modules)
     for part in PARTS:
         _check_ldm(shapes, rules[part], modules[part], part, config, path)
-    for part in PARTS:
-        _assign(modules[part], to_module(tensors, rules[part]), dtype)
+    read_dtypes = {part: _assign(modules[part], to_module(tensors, rules[part]), dtype) for part in PARTS}
     used = {rule.ldm for part in PARTS for rule in rules[part]}
     extras = {k: v for k, v in tensors.items() if k not in used}
-    return SDModel(config, **modules, extras=extras, metadata=metadata, source=path, notes=notes)
+    return SDModel(config, **modules, extras=extras, metadata=metadata, source=path, notes=notes,
+                   read_dtypes=read_dtypes)
 
 
 def _load_diffusers(folder: Path, v_param: bool | None, model_config, dtype) -> SDModel:
@@ -115,6 +130,7 @@ def _load_diffusers(folder: Path, v_param: bool | None, model_config, dtype) -> 
     states, extras, metadata = read_diffusers_folder(folder)
     config = _override_prediction(config, v_param, {})
     modules = build_empty_modules(config)
+    read_dtypes = {}
     for part in PARTS:
         state = states[part]
         if part == "text_encoder":
@@ -123,8 +139,8 @@ def _load_diffusers(folder: Path, v_param: bool | None, model_config, dtype) -> 
                      if not k.endswith("position_ids")}
         state = modernize_attention_keys(state)
         _check_module_state(state, modules[part], part, folder)
-        _assign(modules[part], state, dtype)
-    return SDModel(config, **modules, extras=extras, metadata=metadata, source=folder)
+        read_dtypes[part] = _assign(modules[part], state, dtype)
+    return SDModel(config, **modules, extras=extras, metadata=metadata, source=folder, read_dtypes=read_dtypes)
 
 
 def _override_prediction(config: ModelConfig, v_param: bool | None, metadata: Mapping[str, str]) -> ModelConfig:
@@ -181,10 +197,11 @@ def _check_module_state(state: Mapping[str, torch.Tensor], module, part: str, so
         raise UserError(f"{source}: {part} weights do not match {part}/config ({detail}).")
 
 
-def _assign(module: torch.nn.Module, state: Mapping[str, torch.Tensor], dtype: torch.dtype | None) -> None:
-    if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    module.load_state_dict(state, strict=True, assign=True)
+def _assign(module: torch.nn.Module, state: Mapping[str, torch.Tensor],
+            dtype: torch.dtype | None) -> dict[str, torch.dtype]:
+    """Load `state` into `module` as `dtype`; returns each tensor's dtype as read, for saving it back so."""
+    module.load_state_dict({k: _cast(v, dtype) for k, v in state.items()}, strict=True, assign=True)
+    return {k: v.dtype for k, v in state.items()}
 
 
 def replace_vae(model: SDModel, path: str | Path, dtype: torch.dtype | None = torch.float32) -> None:
@@ -203,7 +220,7 @@ def replace_vae(model: SDModel, path: str | Path, dtype: torch.dtype | None = to
         _check_ldm({k: tuple(v.shape) for k, v in ldm.items()}, rules, model.vae, "VAE", model.config, path)
         state = to_module(ldm, rules)
     _check_module_state(state, model.vae, "vae", path)
-    _assign(model.vae, state, dtype)
+    model.read_dtypes["vae"] = _assign(model.vae, state, dtype)
     model.vae_source = path
 
 
@@ -211,8 +228,9 @@ def save_model(model: SDModel, path: str | Path, *, precision: str | None = None
                metadata: Mapping[str, str] | None = None) -> Path:
     """Write `path`: `.safetensors`/`.ckpt` in LDM layout; a name without extension as a diffusers folder.
 
-    `precision` casts floating tensors (float/fp16/bf16); None keeps each tensor's dtype. `metadata`
-    replaces the model's own (safetensors and diffusers folders only; .ckpt has no metadata).
+    `precision` casts floating tensors (float/fp16/bf16); None writes each tensor in the dtype it was read in
+    (its current dtype where it was not read from a file), so a load followed by a save is bit-exact.
+    `metadata` replaces the model's own (safetensors and diffusers folders only; .ckpt has no metadata).
     """
     path = Path(path)
     if path.suffix and path.suffix.lower() not in SINGLE_FILE_SUFFIXES and not path.is_dir():
@@ -223,14 +241,12 @@ def save_model(model: SDModel, path: str | Path, *, precision: str | None = None
     if precision is not None and precision not in PRECISIONS:
         raise UserError(f"save precision `{precision}` is not one of {', '.join(PRECISIONS)}.")
     cast = PRECISIONS.get(precision)
-    fix = (lambda t: t.to(cast) if cast is not None and t.is_floating_point() else t)  # noqa: E731
     meta = dict(model.metadata if metadata is None else metadata)
     if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
-        write_tensor_file({k: fix(v) for k, v in model.ldm_state_dict().items()}, path, meta)
+        write_tensor_file(model.ldm_state_dict(cast), path, meta)
     else:
         configs = {"unet": model.config.unet, "vae": model.config.vae,
                    "text_encoder": model.config.text_encoder, "scheduler": model.config.scheduler}
-        states = {part: {k: fix(v) for k, v in m.state_dict().items()} for part, m in model.modules().items()}
-        write_diffusers_folder(path, configs, states, {k: fix(v) for k, v in model.extras.items()}, meta,
-                               model.family)
+        extras = {k: _cast(v, cast) for k, v in model.extras.items()}
+        write_diffusers_folder(path, configs, model.module_states(cast), extras, meta, model.family)
     return path
