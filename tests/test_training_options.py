@@ -3,27 +3,41 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import torch
 
 import train_certain
+from field_reads import field_reads
 from library.config import OPTIONS, load_train_config
+from library.config.dataset_spec import ARGS_NAME, DATASET_KEYS
 from library.models.sd_model import load_model
-from library.training.support import BUILT_IN, CONFIG_ALIASES, UNSUPPORTED, unsupported_notes
+from library.training.support import BUILT_IN, DATASET_SOURCES, UNSUPPORTED, unsupported_notes
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_option_is_used_or_has_a_stated_reason():
-    """An option no product code outside the config table mentions would be ignored silently."""
-    code = "".join(p.read_text() for p in [*ROOT.joinpath("library").rglob("*.py"), ROOT / "train_certain.py"]
-                   if "config" not in p.parts and p.name != "support.py")
-    unused = [name for name in OPTIONS
-              if name not in {**UNSUPPORTED, **BUILT_IN} and name not in CONFIG_ALIASES
-              and not re.search(rf"\b{name}\b", code)]
+    """An option counts as used where product code outside the config package reads its parsed field: its
+    section's field (`train.training.seed`, `reg.reg_ratio`), or the subset field it fills (`subset.flip_aug`).
+    Its name in a comment, a docstring or a string does not count: such an option would be ignored silently."""
+    scripts = [ROOT / name for name in ("train_certain.py", "gen_reg_images.py", "similarity.py")]
+    library = sorted(ROOT.joinpath("library").rglob("*.py"))
+    product = [p for p in library if "config" not in p.relative_to(ROOT).parts] + scripts
+    found = field_reads(product, library + scripts)
+    key_of = {args_name: key for key, args_name in ARGS_NAME.items()}
+
+    def read(name: str) -> bool:
+        section, field = OPTIONS[name].attr
+        key = key_of.get(name, name)
+        return found.read(found.field_type("TrainConfig", section), field) or (
+            key in DATASET_KEYS and (found.read("SubsetSpec", key) or found.read("DatasetSpec", key)))
+
+    listed = {**UNSUPPORTED, **BUILT_IN}  # old names (`replaced_by`) become the option they stand for
+    unused = [name for name, option in OPTIONS.items()
+              if not option.replaced_by and name not in listed and name not in DATASET_SOURCES and not read(name)]
     assert unused == []
+    assert [name for name in listed if read(name)] == []  # a reason saying "not used" would mislead
     assert not set(UNSUPPORTED) & set(BUILT_IN)
 
 

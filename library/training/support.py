@@ -1,7 +1,7 @@
 """Which sd-scripts options this trainer leaves out, and the one warning each gets when it is set.
 
-Every option is either used by the trainer or listed here with the reason; a test checks the two lists
-cover the whole option table, so no option is ever ignored silently.
+Every option is either read by the trainer or listed here with the reason; a test checks that the reads and
+the lists cover the whole option table, so no option is ever ignored silently.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ BUILT_IN: dict[str, str] = {
     "use_safetensors": "models are saved as .safetensors unless save_model_as says otherwise",
 }
 
-# Old or shortcut names the config loader turns into other options, and folder-mode options it turns into
-# datasets, before training sees them.
-CONFIG_ALIASES = ("dataset_repeats", "caption_extention", "use_8bit_adam", "use_lion_optimizer", "reg_data_dir")
+# Where the images are: the config loader turns these into the datasets (`LoadedConfig.datasets`), so training
+# never reads them itself.
+DATASET_SOURCES = ("dataset_config", "train_data_dir", "reg_data_dir", "in_json")
 
 
 def unsupported_notes(train: TrainConfig) -> list[str]:
