@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny SD checkpoints built once per test session by the product's own builder."""
+"""Shared fixtures: tiny SD checkpoints built once per test session by the product's own builder.
+
+Caches that the product and its libraries keep in the home folder (model hashes, matplotlib's font list,
+Hugging Face and torch compile caches) are pointed into the session's pytest temp folder before any test
+module imports those libraries, so the suite writes nothing outside its temporary folders.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,19 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the product must never need the hub; make any attempt fail
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Variables read by the product (CERTAIN_CACHE_DIR) and its libraries; subprocesses of tests inherit them.
+CACHE_VARIABLES = {"CERTAIN_CACHE_DIR": "certain-strategy", "MPLCONFIGDIR": "matplotlib", "HF_HOME": "huggingface",
+                   "TORCHINDUCTOR_CACHE_DIR": "torchinductor", "TRITON_CACHE_DIR": "triton",
+                   "XDG_CACHE_HOME": "xdg-cache", "XDG_CONFIG_HOME": "xdg-config"}
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own configure has made the temp-folder factory
+def pytest_configure(config):
+    """Runs before collection, so the libraries test modules import read these paths, not the home folder."""
+    caches = config._tmp_path_factory.mktemp("caches", numbered=False)
+    for variable, folder in CACHE_VARIABLES.items():
+        os.environ[variable] = str(caches / folder)
 
 
 @pytest.fixture(scope="session")
