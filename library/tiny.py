@@ -36,17 +36,15 @@ def build_random(config_name: str, seed: int = 0, prediction: str | None = None)
 
     from .models.keymap import to_ldm
     from .models.metadata import modelspec_metadata
-    from .models.model_config import shipped_config
+    from .models.model_config import constructor_args, shipped_config
     from .models.sd_model import SDModel
     from .models.text_keys import SD1_PREFIX, SD2_PREFIX, open_clip_rules
 
-    config = shipped_config(config_name)
-    if prediction:
-        config = config.with_prediction_type(prediction)
+    config = shipped_config(config_name).with_prediction_type(prediction)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel.from_config(config.unet)
     vae = AutoencoderKL.from_config(config.vae)
-    te_args = {k: v for k, v in config.text_encoder.items() if k != "architectures"}
+    te_args = constructor_args(config.text_encoder)
     layers = te_args["num_hidden_layers"]
     extra_layer = 1 if config.family == "sd2" else 0  # SD2 files hold one more block than is used
     full = CLIPTextModel(CLIPTextConfig(**{**te_args, "num_hidden_layers": layers + extra_layer}))

@@ -123,6 +123,14 @@ def test_v_prediction_comes_from_option_or_metadata(tiny_sd2, tmp_path):
     assert load_model(v_file).prediction_type == "v_prediction"  # from the file's modelspec metadata
 
 
+def test_with_prediction_type_returns_the_config_itself_when_nothing_changes():
+    config = shipped_config("sd2-512")
+    assert config.with_prediction_type(None) is config
+    assert config.with_prediction_type("epsilon") is config
+    v = config.with_prediction_type("v_prediction")
+    assert (v.prediction_type, v.unet, config.prediction_type) == ("v_prediction", config.unet, "epsilon")
+
+
 def corrupt(tiny_sd1, tmp_path, edit):
     tensors = load_file(str(tiny_sd1))
     edit(tensors)

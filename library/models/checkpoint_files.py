@@ -44,18 +44,16 @@ def read_tensor_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
             raise UserError(f"{path}: not a readable .safetensors file ({e}). A partial download is the "
                             f"usual cause: check the file size against its source.") from None
     if suffix in PICKLE_SUFFIXES:
-        return _tensors_of(load_checkpoint_pickle(path), path), {}
+        return _tensors_of(load_checkpoint_pickle(path)), {}
     raise UserError(f"{path}: unsupported file type `{path.suffix}`; expected one of "
                     f"{', '.join(SINGLE_FILE_SUFFIXES)} or a diffusers folder.")
 
 
-def _tensors_of(obj: object, path: Path) -> dict[str, torch.Tensor]:
+def _tensors_of(checkpoint: Mapping) -> dict[str, torch.Tensor]:
     """Unwrap `{"state_dict": ...}` as Lightning and kohya write it; keep only tensors."""
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping):
-        raise UserError(f"{path}: the pickle holds a {type(obj).__name__}, not a dictionary of tensors.")
-    return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    inner = checkpoint.get("state_dict")
+    state = inner if isinstance(inner, Mapping) else checkpoint
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
 
 def write_tensor_file(tensors: Mapping[str, torch.Tensor], path: Path, metadata: Mapping[str, str]) -> None:

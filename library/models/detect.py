@@ -79,6 +79,4 @@ def detect_config(shapes: Mapping[str, tuple[int, ...]], metadata: Mapping[str, 
                      f"file has no prediction-type metadata; assuming epsilon. For a 768-v model set "
                      f"v_parameterization = true.")
     chosen = next((c for c in candidates if c.prediction_type == wanted), candidates[0])
-    if wanted and chosen.prediction_type != wanted:
-        chosen = chosen.with_prediction_type(wanted)
-    return chosen, notes
+    return chosen.with_prediction_type(wanted), notes

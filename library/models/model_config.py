@@ -64,7 +64,10 @@ class ModelConfig:
                 raise UserError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
         return cls(name=name or folder.name, folder=folder, **loaded)
 
-    def with_prediction_type(self, prediction_type: str) -> "ModelConfig":
+    def with_prediction_type(self, prediction_type: str | None) -> "ModelConfig":
+        """This config predicting `prediction_type`; itself when that is None or what it already predicts."""
+        if prediction_type in (None, self.prediction_type):
+            return self
         return ModelConfig(self.name, self.folder, self.unet, self.vae, self.text_encoder,
                            {**self.scheduler, "prediction_type": prediction_type})
 
@@ -98,11 +101,12 @@ def build_empty_modules(config: ModelConfig) -> dict:
         return {
             "unet": UNet2DConditionModel.from_config(config.unet),
             "vae": AutoencoderKL.from_config(config.vae),
-            "text_encoder": CLIPTextModel(CLIPTextConfig(**_public(config.text_encoder))),
+            "text_encoder": CLIPTextModel(CLIPTextConfig(**constructor_args(config.text_encoder))),
         }
 
 
-def _public(d: dict) -> dict:
+def constructor_args(d: dict) -> dict:
+    """A config.json as constructor arguments: without the `_`-prefixed and bookkeeping entries."""
     return {k: v for k, v in d.items() if not k.startswith("_") and k not in ("architectures", "transformers_version")}
 
 

@@ -25,7 +25,7 @@ from .detect import detect_config, wanted_prediction
 from .keymap import KeyRule, expected_ldm_shapes, to_ldm, to_module
 from .model_config import PARTS, ModelConfig, build_empty_modules, key_rules, resolve_config
 from .text_keys import SD1_PREFIX, strip_text_model
-from .vae_keys import PREFIX as VAE_PREFIX
+from .vae_keys import PREFIX as VAE_PREFIX, vae_rules
 
 PRECISIONS = {"float": torch.float32, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -144,8 +144,7 @@ def _load_diffusers(folder: Path, v_param: bool | None, model_config, dtype) -> 
 
 
 def _override_prediction(config: ModelConfig, v_param: bool | None, metadata: Mapping[str, str]) -> ModelConfig:
-    wanted = wanted_prediction(v_param, metadata)
-    return config.with_prediction_type(wanted) if wanted and wanted != config.prediction_type else config
+    return config.with_prediction_type(wanted_prediction(v_param, metadata))
 
 
 def normalize_ldm_keys(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -216,7 +215,7 @@ def replace_vae(model: SDModel, path: str | Path, dtype: torch.dtype | None = to
         state = {k: tensors[k] for k in module_keys}
     else:
         ldm = {(k if k.startswith(VAE_PREFIX) else VAE_PREFIX + k): v for k, v in tensors.items()}
-        rules = key_rules(model.config, model.modules())["vae"]
+        rules = vae_rules(list(module_keys), model.config.vae)
         _check_ldm({k: tuple(v.shape) for k, v in ldm.items()}, rules, model.vae, "VAE", model.config, path)
         state = to_module(ldm, rules)
     _check_module_state(state, model.vae, "vae", path)
