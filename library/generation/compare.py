@@ -88,7 +88,7 @@ def run_compare(args: argparse.Namespace) -> CompareResult:
     """Generate every prompt with every model into `<outdir>/<NN>-<model>/`, then grid.png and index.html."""
     from ..sampling.generate import generate
     from ..sampling.grid import make_grid
-    from .modes import open_model, pick_device
+    from .txt2img import open_model, pick_device
 
     requests = fix_requests(load_prompts(args.prompts), parse_size(args.size_override), args.steps_override)
     for path in args.models:

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
 from ..regularization import WordSampler, load_word_list
-from ..sampling.infotext import ModelIdentity
-from .manifest import append_record, read_manifest
-from .modes import DEFAULT_REQUEST, base_seed, generate_indexed, open_model, override, required_count
-from .outputs import image_path, save_image
+from ..regularization.manifest import MANIFEST, append_record, read_manifest
+from .resumable import SavedImage, complete_set, required_count
 
-MANIFEST = "manifest.jsonl"
 STATE = "wordfreq_state.json"
 
 
@@ -41,25 +37,18 @@ def drawn_words(source: str, seed: int, count: int, state_path: Path) -> list[st
 
 
 def run_wordfreq(args: argparse.Namespace) -> list[Path]:
-    """Images 0 … count−1, image i of word i with seed base + i; those in the manifest are kept."""
+    """Images 0 … count−1, image i of word i; those in the manifest whose file exists are kept."""
     count, folder = required_count(args), Path(args.outdir)
     if not Path(args.wordfreq).exists():
         raise UserError(f"word list or dataset folder not found: {args.wordfreq}")
-    request = override(DEFAULT_REQUEST, vars(args))
     manifest = folder / MANIFEST
     records = read_manifest(manifest)
-    done = {int(r["index"]): (folder / r["file"], int(r["seed"])) for r in records if (folder / r["file"]).is_file()}
-    seed = base_seed(args.seed, done)
-    words = drawn_words(args.wordfreq, seed, count, folder / STATE)
-    todo = {i: replace(request, prompt=words[i], seed=seed + i, n_images=1) for i in range(count) if i not in done}
-    if not todo:
-        return []
-    model = open_model(args.model, args.vae)
-    model_hash = ModelIdentity.of_file(args.model).hash
-    written = []
-    for i, result in generate_indexed(model, todo, args):
-        path = save_image(result, image_path(folder, i, result.seed), caption=words[i])
-        append_record(manifest, {"index": i, "word": words[i], "seed": result.seed, "file": path.name,
-                                 "model_hash": model_hash})
-        written.append(path)
-    return written
+    finished = {int(r["index"]): (folder / r["file"], int(r["seed"])) for r in records
+                if (folder / r["file"]).is_file()}
+
+    def record(image: SavedImage) -> None:
+        append_record(manifest, {"index": image.index, "word": image.prompt, "seed": image.seed,
+                                 "file": image.file.name, "model_hash": image.model_hash})
+
+    return complete_set(args, count, finished, lambda seed: drawn_words(args.wordfreq, seed, count, folder / STATE),
+                        record)

@@ -1,4 +1,8 @@
-"""manifest.jsonl: one JSON line per finished image, appended after its files are written; the record of a resume."""
+"""manifest.jsonl: one JSON line per finished image, appended after its files are written; the record of a resume.
+
+The folder format of `gen_reg_images.py --wordfreq`, which writes it, and of pregenerated regularization,
+which reads it; it lives here, below both.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+MANIFEST = "manifest.jsonl"
 
 
 def read_manifest(path: Path) -> list[dict[str, Any]]:
