@@ -1,28 +1,18 @@
 """The embedded default job: a tiny SD model and the sample dataset, made on first use.
 
 `train_certain.py --quickstart` runs on these, so a fresh machine can exercise the whole path (checkpoint
-write, offline load, hashes, dataset layout) without downloading anything.
+write, offline load, hashes, dataset layout) without downloading anything. configs/presets/quickstart.toml
+names the files this writes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DIR = Path("quickstart")
 
 
-@dataclass(frozen=True)
-class Quickstart:
-    model: Path
-    dataset: Path
-
-    @property
-    def train_data_dir(self) -> Path:
-        return self.dataset / "train"
-
-
-def prepare_quickstart(root: Path = DEFAULT_DIR, seed: int = 0) -> Quickstart:
+def prepare_quickstart(root: Path = DEFAULT_DIR, seed: int = 0) -> None:
     """Build what is missing under `root` (idempotent: a second call reuses the files)."""
     from .sample_data import write_sample_dataset
     from .tiny import write_tiny
@@ -33,4 +23,3 @@ def prepare_quickstart(root: Path = DEFAULT_DIR, seed: int = 0) -> Quickstart:
         write_tiny(model, "sd1", seed=seed)
     if not (dataset / "train").is_dir():
         write_sample_dataset(dataset, seed=seed)
-    return Quickstart(model=model, dataset=dataset)

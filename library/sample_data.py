@@ -91,14 +91,25 @@ class Figure:
 
 @dataclass(frozen=True)
 class SampleDataset:
+    """A written sample dataset; its folders and metadata file follow from `root`."""
+
     root: Path
-    train_dir: Path
-    reg_dir: Path
-    meta_file: Path
     seed: int
     captioned: int
     uncaptioned: int
     reg: int
+
+    @property
+    def train_dir(self) -> Path:
+        return self.root / TRAIN_FOLDER
+
+    @property
+    def reg_dir(self) -> Path:
+        return self.root / REG_FOLDER
+
+    @property
+    def meta_file(self) -> Path:
+        return self.root / META_FILE
 
     def summary(self) -> str:
         return (
@@ -219,16 +230,7 @@ def write_sample_dataset(out_dir: Path, seed: int = 0) -> SampleDataset:
         _write_png(image, draw_figure(fig))
         atomic_write_text(image.with_suffix(".txt"), ", ".join(tags(fig)))
     atomic_write_text(root / META_FILE, json.dumps(meta, indent=2) + "\n")
-    return SampleDataset(
-        root=root,
-        train_dir=root / TRAIN_FOLDER,
-        reg_dir=root / REG_FOLDER,
-        meta_file=root / META_FILE,
-        seed=seed,
-        captioned=CAPTIONED,
-        uncaptioned=UNCAPTIONED,
-        reg=REG,
-    )
+    return SampleDataset(root=root, seed=seed, captioned=CAPTIONED, uncaptioned=UNCAPTIONED, reg=REG)
 
 
 def _check_target(root: Path) -> None:
