@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from library.config import load_train_config
-from library.data.dataset import build_training_data
+from library.data import dataset as dataset_module
+from library.data.dataset import build_training_data, iterate_batches
 from library.data.images import load_rgb
-from library.data.dataset import iterate_batches
 from library.data.pixels import Augment, render, to_batch
 from library.data.plan import BatchPlan
 from library.sample_data import write_sample_dataset
@@ -71,11 +71,18 @@ def test_each_epoch_has_its_own_order_and_seeds_but_the_same_samples(data):
     assert contents(data.epoch_plan(0, seed=8)) != contents(first)
 
 
-def test_resume_skips_the_first_plans_without_loading_them(data):
+def test_resume_skips_the_first_plans_without_loading_them(data, monkeypatch):
     plans = data.epoch_plan(2, seed=7)
-    resumed = data.epoch_plan(2, seed=7)[5:]
-    assert resumed == plans[5:]
-    assert same_batch(data.load_batch(resumed[0]), data.load_batch(plans[5]))
+    loaded = []
+
+    def recording_load(path):
+        loaded.append(path)
+        return load_rgb(path)
+    monkeypatch.setattr(dataset_module, "load_rgb", recording_load)
+    resumed = list(iterate_batches(data, data.epoch_plan(2, seed=7)[5:], num_workers=0))  # as the loop resumes
+    needed = [data.items[index].path for plan in plans[5:] for index in dict.fromkeys(i for i, _ in plan.samples)]
+    assert needed and loaded == needed  # each remaining batch decodes its own images once, the skipped five none
+    assert all(same_batch(a, data.load_batch(p)) for a, p in zip(resumed, plans[5:], strict=True))
 
 
 def test_plans_know_the_optimizer_step_for_token_warmup(sample):
