@@ -176,5 +176,7 @@ def test_a_perfect_v_model_gives_the_true_noise_to_ddim():
     a = alphas_bar[t.long()][:, None, None, None]
     x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
     v = a.sqrt() * eps - (1 - a).sqrt() * x0
-    predictor = EpsPredictor(lambda x, timestep, text: v, alphas_bar, "v_prediction")
-    torch.testing.assert_close(predictor(x_t, t, None), eps)
+    seen = []
+    predictor = EpsPredictor(lambda x, timestep, text: seen.append(timestep) or v, alphas_bar, "v_prediction")
+    torch.testing.assert_close(predictor(x_t, alphas_bar[t.long()], None), eps)
+    assert torch.equal(seen[0], t)  # called with ᾱ_t, the UNet still gets the integer timestep

@@ -7,8 +7,7 @@ import torch
 
 from library.sampling.denoiser import CFGDenoiser, Denoiser, scalings
 from library.sampling.request import SAMPLER_LABELS
-from library.sampling.samplers import (SAMPLERS, TIMESTEP_SAMPLERS, get_ancestral_step, sample_euler,
-                                      sample_euler_ancestral)
+from library.sampling.samplers import SIGMA_SAMPLERS, get_ancestral_step, sample_euler, sample_euler_ancestral
 from library.sampling.schedule import alphas_cumprod, get_sigmas, sigma_to_t, sigmas_from_alphas, t_to_sigma
 
 MODEL_SIGMAS = sigmas_from_alphas(alphas_cumprod({}))
@@ -57,7 +56,7 @@ def test_ancestral_steps_of_the_28_step_schedule_match_a1111():
 
 
 def test_every_sampler_has_an_a1111_label():
-    assert SAMPLERS.keys() | TIMESTEP_SAMPLERS.keys() == SAMPLER_LABELS.keys()
+    assert SIGMA_SAMPLERS.keys() == SAMPLER_LABELS.keys()
 
 
 # The denoiser: k-diffusion's sampler coordinates are x = x0 + σ·ε, the UNet's are x_t = x / sqrt(σ² + 1).

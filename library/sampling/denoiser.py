@@ -47,23 +47,29 @@ class Denoiser:
 
 @dataclass(frozen=True)
 class EpsPredictor:
-    """ε̂(x_t, t, text) at the UNet's own x_t and timesteps, for DDIM (A1111's `CompVisTimestepsDenoiser`).
+    """ε̂(x_t, ᾱ_t, text) at the UNet's own x_t and timesteps, for DDIM (A1111's `CompVisTimestepsDenoiser`).
 
-    v models are converted as A1111's `CompVisTimestepsVDenoiser` does: ε̂ = √ᾱ_t·v̂ + √(1−ᾱ_t)·x_t.
+    It is called with ᾱ_t, not t, so DDIM's step reads the same ᾱ the UNet was run at; ᾱ_t must be an entry of
+    `alphas_bar`, whose index is the integer timestep. v models are converted as A1111's
+    `CompVisTimestepsVDenoiser` does: ε̂ = √ᾱ_t·v̂ + √(1−ᾱ_t)·x_t.
     """
 
     unet: UNetFn
     alphas_bar: torch.Tensor
     prediction_type: str
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        out = self.unet(x, t, text)
+    def __call__(self, x: torch.Tensor, alpha_bar: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        out = self.unet(x, self.timestep_of(alpha_bar).to(x.dtype), text)
         if self.prediction_type == "epsilon":
             return out
         if self.prediction_type == "v_prediction":
-            a = _per_sample(self.alphas_bar[t.long()], x)
+            a = _per_sample(alpha_bar, x)
             return a.sqrt() * out + (1 - a).sqrt() * x
         raise ValueError(f"unknown prediction type {self.prediction_type!r}")
+
+    def timestep_of(self, alpha_bar: torch.Tensor) -> torch.Tensor:
+        """The integer timesteps whose ᾱ are `alpha_bar` (ᾱ falls strictly with t, so each has one)."""
+        return len(self.alphas_bar) - 1 - torch.searchsorted(self.alphas_bar.flip(0), alpha_bar)
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ from ..errors import UserError
 from ..text.conditioning import encode_chunks
 from ..text.emphasis import apply_emphasis, weighted_chunks
 from .decode import decode_latents, to_pil
-from .denoiser import CFGDenoiser, Denoiser, EpsPredictor
+from .denoiser import CFGDenoiser
 from .infotext import ModelIdentity, infotext
 from .noise import ImageNoise, resolve_seed
-from .request import SCHEDULE_LABELS, GenerationRequest, sampler_key
-from .samplers import SAMPLERS, TIMESTEP_SAMPLERS
-from .schedule import alphas_cumprod, ddim_timesteps, get_sigmas, karras_sigmas, sigmas_from_alphas
+from .request import GenerationRequest, sampler_key
+from .samplers import SIGMA_SAMPLERS
+from .schedule import alphas_cumprod
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -104,8 +104,8 @@ def _per_image(requests: Sequence[GenerationRequest]) -> tuple[list[GenerationRe
 
 
 def _model_calls(request: GenerationRequest) -> int:
-    """Guided model evaluations of one sampling run (A1111's DDIM makes len(timesteps) − 1)."""
-    return len(ddim_timesteps(request.steps)) - 1 if sampler_key(request.sampler) == "ddim" else request.steps
+    """Guided model evaluations of one sampling run (A1111's DDIM makes one fewer than its timesteps)."""
+    return SIGMA_SAMPLERS[sampler_key(request.sampler)].model_calls(request.steps)
 
 
 def images_that_fit(free_bytes: int, width: int, height: int, element_bytes: int) -> int:
@@ -172,29 +172,15 @@ def _sample(model: SDModel, job: _Job, requests: Sequence[GenerationRequest], se
     def unet_fn(x: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         return unet(x.to(unet_dtype), t, encoder_hidden_states=text).sample.float()
 
-    alphas_bar = alphas_cumprod(model.config.scheduler)
-    key = sampler_key(first.sampler)
+    sampler = SIGMA_SAMPLERS[sampler_key(first.sampler)]
+    denoiser, sigmas = sampler.prepare(unet_fn, alphas_cumprod(model.config.scheduler), model.prediction_type,
+                                       first.steps, device)
     noise = ImageNoise((unet.config.in_channels, first.height // 8, first.width // 8), [seeds[i] for i in job.indices])
-    x = noise.draw().to(device)
+    x = sampler.start(noise.draw().to(device), sigmas)
     if first.ensd:
         noise.reseed([seeds[i] + first.ensd for i in job.indices])
-    if key in TIMESTEP_SAMPLERS:
-        alphas_bar = alphas_bar.to(device)
-        eps = CFGDenoiser(EpsPredictor(unet_fn, alphas_bar, model.prediction_type), cond, uncond, first.cfg_scale)
-        timesteps = ddim_timesteps(first.steps, len(alphas_bar))
-        return TIMESTEP_SAMPLERS[key](_counted(eps, on_step), x, alphas_bar, timesteps)
-    model_sigmas = sigmas_from_alphas(alphas_bar).to(device)
-    denoise = CFGDenoiser(Denoiser(unet_fn, model_sigmas, model.prediction_type), cond, uncond, first.cfg_scale)
-    sigmas = _sigmas(key, model_sigmas, first.steps)
-    return SAMPLERS[key](_counted(denoise, on_step), x * sigmas[0], sigmas,
-                         lambda sigma, sigma_next: noise.draw().to(device))
-
-
-def _sigmas(key: str, model_sigmas: torch.Tensor, steps: int) -> torch.Tensor:
-    """The σ schedule A1111 1.10 gives sampler `key` on "Automatic": Karras (from the model's σ range) or uniform."""
-    if SCHEDULE_LABELS.get(key) == "Karras":
-        return karras_sigmas(steps, model_sigmas[0].item(), model_sigmas[-1].item()).to(model_sigmas.device)
-    return get_sigmas(model_sigmas, steps)
+    denoise = CFGDenoiser(denoiser, cond, uncond, first.cfg_scale)
+    return sampler.sample(_counted(denoise, on_step), x, sigmas, lambda sigma, sigma_next: noise.draw().to(device))
 
 
 def _counted(denoise: CFGDenoiser, on_step: Callable[[], object]) -> Callable[..., torch.Tensor]:

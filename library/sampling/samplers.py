@@ -1,23 +1,35 @@
-"""k-diffusion's samplers, step for step, so a seed gives what A1111 gives.
+"""k-diffusion's samplers, step for step, so a seed gives what A1111 gives; one table, one call for all of them.
 
-A sampler walks x from σ_0 down to σ_n = 0 with a denoiser D(x, σ). Ancestral samplers add fresh noise
-after each step; they take it from `noise_sampler(σ, σ_next)` instead of the global RNG, so the caller
-decides the seeds (A1111: one generator per image, so an image does not depend on its batch).
+A sampler walks x from σ_0 down to σ_n with a denoiser D(x, σ): `sample_x(denoise, x, sigmas, noise_sampler=None)`,
+k-diffusion's signature. Ancestral samplers add fresh noise after each step; they take it from
+`noise_sampler(σ, σ_next)` instead of the global RNG, so the caller decides the seeds (A1111: one generator per
+image, so an image does not depend on its batch).
 
 DDIM is the exception: A1111 runs it (`sd_samplers_timesteps_impl.ddim`) on the UNet's own x_t and integer
-timesteps with an ε-prediction, not through k-diffusion's σ; `sample_ddim` follows that.
+timesteps with an ε-prediction, not through k-diffusion's σ. `sample_ddim` has the same signature with the
+schedule given as ᾱ, and the `TimestepAdapter` entry sets up its model, schedule and start the way A1111 does, so
+`generate` calls every entry of `SIGMA_SAMPLERS` the same way.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import torch
 
+from .denoiser import Conditioned, Denoiser, EpsPredictor, UNetFn
+from .schedule import ddim_timesteps, get_sigmas, karras_sigmas, sigmas_from_alphas
+
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x [B,...], σ [B]) -> denoised x
 NoiseSampler = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (σ, σ_next) -> noise like x
-Sampler = Callable[[Denoise, torch.Tensor, torch.Tensor, NoiseSampler], torch.Tensor]
-PredictEps = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t [B,...], t [B]) -> ε̂
+
+
+class SigmaSampler(Protocol):
+    """k-diffusion's sampler signature: x at sigmas[0] in, x at sigmas[-1] out."""
+
+    def __call__(self, denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor,
+                 noise_sampler: NoiseSampler | None = None) -> torch.Tensor: ...
 
 
 def get_ancestral_step(sigma: torch.Tensor, sigma_next: torch.Tensor,
@@ -32,9 +44,14 @@ def get_ancestral_step(sigma: torch.Tensor, sigma_next: torch.Tensor,
     return (sigma_next ** 2 - sigma_up ** 2) ** 0.5, sigma_up
 
 
-def sample_euler_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor, noise_sampler: NoiseSampler,
-                           eta: float = 1.0, s_noise: float = 1.0) -> torch.Tensor:
-    """Euler a: an Euler step to σ_down, then noise up to σ_next. Draws len(sigmas) - 2 noises (none at the end)."""
+def sample_euler_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor,
+                           noise_sampler: NoiseSampler | None = None, eta: float = 1.0,
+                           s_noise: float = 1.0) -> torch.Tensor:
+    """Euler a: an Euler step to σ_down, then noise up to σ_next. Draws len(sigmas) - 2 noises (none at the end).
+
+    Without a `noise_sampler` the noise comes from torch's global RNG, as in k-diffusion.
+    """
+    noise_sampler = noise_sampler or (lambda sigma, sigma_next: torch.randn_like(x))
     ones = x.new_ones([x.shape[0]])
     for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
         denoised = denoise(x, sigma * ones)
@@ -45,7 +62,8 @@ def sample_euler_ancestral(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tens
     return x
 
 
-def sample_euler(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+def sample_euler(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor,
+                 noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
     """Euler (Karras et al. 2022, Algorithm 2 without churn): deterministic, one model call per step."""
     ones = x.new_ones([x.shape[0]])
     for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
@@ -54,7 +72,8 @@ def sample_euler(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor) -> tor
     return x
 
 
-def sample_dpmpp_2m(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+def sample_dpmpp_2m(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor,
+                    noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022), k-diffusion's `sample_dpmpp_2m`: in t = −log σ, h = t_next − t,
 
     x ← (σ_next/σ)·x − (e^{−h} − 1)·D', with D' = D on the first step and the step to σ = 0, otherwise
@@ -76,18 +95,18 @@ def sample_dpmpp_2m(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor) -> 
     return x
 
 
-def sample_ddim(predict_eps: PredictEps, x: torch.Tensor, alphas_bar: torch.Tensor,
-                timesteps: torch.Tensor) -> torch.Tensor:
+def sample_ddim(denoise: Denoise, x: torch.Tensor, sigmas: torch.Tensor,
+                noise_sampler: NoiseSampler | None = None) -> torch.Tensor:
     """DDIM with η = 0 (A1111's default `eta_ddim`), as A1111 runs it: x is the UNet's x_t, starting from pure noise.
 
-    Walking the increasing `timesteps` backwards, from t = timesteps[k] to t' = timesteps[k−1]:
+    Here `sigmas` holds ᾱ of the timesteps walked (increasing: less noise) and `denoise(x_t, ᾱ_t)` returns the guided
+    ε̂ (an `EpsPredictor`), so the step from ᾱ_t to ᾱ_t' is A1111's to the digit:
     x0 = (x − √(1−ᾱ_t)·ε̂)/√ᾱ_t,  x ← √ᾱ_t'·x0 + √(1−ᾱ_t')·ε̂.
-    The result is x at timesteps[0] (the UNet's x_t there), not a σ = 0 latent.
+    The result is x at the last ᾱ (the UNet's x_t there, timestep 1 in A1111), not a σ = 0 latent.
     """
     ones = x.new_ones([x.shape[0]])
-    for index in range(len(timesteps) - 1, 0, -1):
-        eps = predict_eps(x, timesteps[index].item() * ones)
-        a_t, a_prev = alphas_bar[timesteps[index]], alphas_bar[timesteps[index - 1]]
+    for a_t, a_prev in zip(sigmas[:-1], sigmas[1:]):
+        eps = denoise(x, a_t * ones)
         pred_x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
         x = a_prev.sqrt() * pred_x0 + (1 - a_prev).sqrt() * eps
     return x
@@ -108,11 +127,57 @@ def _derivative(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) ->
     return (x - denoised) / sigma
 
 
-# The k-diffusion (σ-space) samplers, keyed like `request.SAMPLER_LABELS`, which names them without importing
-# torch; "ddim" works on timesteps instead (`sample_ddim`, in TIMESTEP_SAMPLERS).
-SAMPLERS: dict[str, Sampler] = {
-    "euler_a": sample_euler_ancestral,
-    "euler": lambda denoise, x, sigmas, _noise_sampler: sample_euler(denoise, x, sigmas),
-    "dpmpp_2m": lambda denoise, x, sigmas, _noise_sampler: sample_dpmpp_2m(denoise, x, sigmas),
+@dataclass(frozen=True)
+class KDiffusion:
+    """A k-diffusion sampler set up as A1111 sets it up: the CompVis denoiser on σ, and x starts at noise·σ_0.
+
+    `karras`: the Karras schedule over the model's σ range, as A1111 1.10 gives it on "Automatic" (see
+    `request.SCHEDULE_LABELS`); otherwise the uniform one.
+    """
+
+    sample: SigmaSampler
+    karras: bool = False
+
+    def model_calls(self, steps: int) -> int:
+        return steps
+
+    def prepare(self, unet: UNetFn, alphas_bar: torch.Tensor, prediction_type: str, steps: int,
+                device: torch.device) -> tuple[Conditioned, torch.Tensor]:
+        """The denoiser and its schedule `sigmas` on `device`."""
+        model_sigmas = sigmas_from_alphas(alphas_bar).to(device)
+        if self.karras:
+            sigmas = karras_sigmas(steps, model_sigmas[0].item(), model_sigmas[-1].item()).to(device)
+        else:
+            sigmas = get_sigmas(model_sigmas, steps)
+        return Denoiser(unet, model_sigmas, prediction_type), sigmas
+
+    def start(self, noise: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+        return noise * sigmas[0]
+
+
+@dataclass(frozen=True)
+class TimestepAdapter:
+    """A1111's timestep DDIM behind the same entry: the ε-predicting UNet at integer timesteps, its schedule as ᾱ
+    of A1111's DDIM timesteps (`ddim_timesteps`), and x starting at the noise itself (the UNet's x_t)."""
+
+    sample: SigmaSampler
+
+    def model_calls(self, steps: int) -> int:
+        return len(ddim_timesteps(steps)) - 1
+
+    def prepare(self, unet: UNetFn, alphas_bar: torch.Tensor, prediction_type: str, steps: int,
+                device: torch.device) -> tuple[Conditioned, torch.Tensor]:
+        alphas_bar = alphas_bar.to(device)
+        return EpsPredictor(unet, alphas_bar, prediction_type), alphas_bar[ddim_timesteps(steps, len(alphas_bar)).flip(0)]
+
+    def start(self, noise: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+        return noise
+
+
+# Every sampler, keyed like `request.SAMPLER_LABELS` (which names them without importing torch).
+SIGMA_SAMPLERS: dict[str, KDiffusion | TimestepAdapter] = {
+    "euler_a": KDiffusion(sample_euler_ancestral),
+    "euler": KDiffusion(sample_euler),
+    "dpmpp_2m": KDiffusion(sample_dpmpp_2m, karras=True),
+    "ddim": TimestepAdapter(sample_ddim),
 }
-TIMESTEP_SAMPLERS = {"ddim": sample_ddim}
