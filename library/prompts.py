@@ -16,7 +16,7 @@ import sys
 from typing import Any, Sequence
 
 from .text.chunking import CHUNK_LENGTH
-from .text.emphasis import break_spans, tokenize_weighted, weighted_chunks
+from .text.emphasis import frame_weighted, weighted_spans
 from .text.prompt_parser import parse_prompt_attention
 from .text.tokenizer import load_tokenizer
 
@@ -25,9 +25,9 @@ def describe_prompt(text: str, family: str = "sd1") -> dict[str, Any]:
     """The parsed fragments and the weighted 77-token chunks of `text`, as plain JSON-ready data."""
     tokenizer = load_tokenizer(family)
     parsed = parse_prompt_attention(text)
-    ids, _, breaks = tokenize_weighted(tokenizer, parsed)
-    counts = [stop - start for start, stop in break_spans(ids, breaks)]
-    tokens, weights = weighted_chunks(tokenizer, text, family)
+    ids, token_weights, spans = weighted_spans(tokenizer, parsed)
+    counts = [stop - start for start, stop in spans]
+    tokens, weights = frame_weighted(ids, token_weights, spans, family)
     chunks = [{"ids": row, "weights": w, "tokens": n}
               for row, w, n in zip(tokens.tolist(), weights.tolist(), counts)]
     return {"parsed": [list(p) for p in parsed], "chunks": chunks,

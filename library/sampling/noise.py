@@ -28,10 +28,10 @@ class ImageNoise:
 
     def __init__(self, shape: Sequence[int], seeds: Sequence[int]):
         self.shape = tuple(shape)
-        self.generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+        self.reseed(seeds)
 
     def reseed(self, seeds: Sequence[int]) -> None:
-        """Replace every generator by a fresh one seeded `seeds[i]` (A1111's ENSD: seed + ENSD after `first()`)."""
+        """A fresh generator per row, seeded `seeds[i]`; again for A1111's ENSD (seed + ENSD after the first draw)."""
         self.generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
 
     def draw(self) -> torch.Tensor:

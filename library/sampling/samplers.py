@@ -168,7 +168,8 @@ class TimestepAdapter:
     def prepare(self, unet: UNetFn, alphas_bar: torch.Tensor, prediction_type: str, steps: int,
                 device: torch.device) -> tuple[Conditioned, torch.Tensor]:
         alphas_bar = alphas_bar.to(device)
-        return EpsPredictor(unet, alphas_bar, prediction_type), alphas_bar[ddim_timesteps(steps, len(alphas_bar)).flip(0)]
+        timesteps = ddim_timesteps(steps, len(alphas_bar))
+        return EpsPredictor(unet, alphas_bar, prediction_type), alphas_bar[timesteps.flip(0)]
 
     def start(self, noise: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
         return noise

@@ -54,13 +54,24 @@ def break_spans(ids: Sequence[int], breaks: Sequence[int]) -> list[tuple[int, in
     return spans
 
 
-def weighted_chunks(tokenizer: CLIPTokenizer, text: str, family: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token ids `[k, 77]` (long) and their weights `[k, 77]` (float32) for one prompt, cut as A1111 cuts it."""
-    ids, weights, breaks = tokenize_weighted(tokenizer, parse_prompt_attention(text))
-    spans = break_spans(ids, breaks)
+def weighted_spans(tokenizer: CLIPTokenizer, parsed: Sequence[tuple[str, float]]
+                   ) -> tuple[list[int], list[float], list[tuple[int, int]]]:
+    """Token ids, one weight per token and each chunk's `[start, stop)` range of a parsed prompt."""
+    ids, weights, breaks = tokenize_weighted(tokenizer, parsed)
+    return ids, weights, break_spans(ids, breaks)
+
+
+def frame_weighted(ids: Sequence[int], weights: Sequence[float], spans: Sequence[tuple[int, int]],
+                   family: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids `[k, 77]` (long) and their weights `[k, 77]` (float32): each span framed with BOS, EOS and padding."""
     rows = [frame_chunk(ids[a:b], family) for a, b in spans]
     row_weights = [[1.0, *weights[a:b]] + [1.0] * (76 - (b - a)) for a, b in spans]
     return torch.tensor(rows, dtype=torch.long), torch.tensor(row_weights, dtype=torch.float32)
+
+
+def weighted_chunks(tokenizer: CLIPTokenizer, text: str, family: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids `[k, 77]` (long) and their weights `[k, 77]` (float32) for one prompt, cut as A1111 cuts it."""
+    return frame_weighted(*weighted_spans(tokenizer, parse_prompt_attention(text)), family)
 
 
 def apply_emphasis(z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
