@@ -8,7 +8,7 @@ training sees what A1111 users will feed the model.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import torch
 
@@ -17,7 +17,18 @@ from .chunking import chunk_spans, frame_chunk
 if TYPE_CHECKING:
     from transformers import CLIPTokenizer
 
-    from ..models.sd_model import SDModel
+
+class TextModel(Protocol):
+    """What `encode_prompts` reads of a model (an `SDModel` has all three), so `text` need not import `models`."""
+
+    @property
+    def tokenizer(self) -> CLIPTokenizer: ...
+
+    @property
+    def text_encoder(self) -> torch.nn.Module: ...
+
+    @property
+    def family(self) -> str: ...
 
 
 def _chunks(tokenizer: CLIPTokenizer, texts: Sequence[str], max_chunks: int | None,
@@ -70,7 +81,7 @@ def encode_chunks(text_encoder: torch.nn.Module, tokens: torch.Tensor, clip_skip
     return hidden.reshape(batch, k * length, hidden.shape[-1])
 
 
-def encode_prompts(model: SDModel, texts: Sequence[str], max_chunks: int | None = 3,
+def encode_prompts(model: TextModel, texts: Sequence[str], max_chunks: int | None = 3,
                    clip_skip: int | None = None) -> torch.Tensor:
     """`chunk_tokens` then `encode_chunks` with the model's own tokenizer and text encoder."""
     tokens = chunk_tokens(model.tokenizer, texts, max_chunks, model.family)
