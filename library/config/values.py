@@ -193,7 +193,7 @@ def to_str_list(value: Any, lenient: bool) -> Converted:
 def to_sampler(value: Any, lenient: bool) -> Converted:
     """A sampler the generation code implements, by key, kohya alias or A1111 label ("Euler a")."""
     from ..errors import UserError
-    from ..sampling.request import sampler_key
+    from .sampler_names import sampler_key
 
     text, _ = to_str(value, lenient)
     try:

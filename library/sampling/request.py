@@ -4,28 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config.sampler_names import SAMPLER_LABELS, sampler_key
 from ..errors import UserError
 
-# Our sampler keys (kohya's `--ss` / `sample_sampler` names) and the labels A1111 writes as `Sampler:`.
-SAMPLER_LABELS = {"euler_a": "Euler a", "euler": "Euler", "dpmpp_2m": "DPM++ 2M", "ddim": "DDIM"}
-# kohya's spellings ("dpmsolver++" is diffusers' DPMSolverMultistep, order 2: the same DPM++ 2M solver, here on
-# A1111's Karras schedule) and A1111's pre-1.9 label that named the schedule with the sampler.
-_ALIASES = {"k_euler_a": "euler_a", "k_euler": "euler", "dpmsolver++": "dpmpp_2m", "dpm++ 2m karras": "dpmpp_2m"}
-# A1111 1.10's "Schedule type" of each sampler when left on Automatic; the others use the uniform schedule.
+__all__ = ["SAMPLER_LABELS", "SCHEDULE_LABELS", "USES_ENSD", "GenerationRequest", "sampler_key"]
+
+# A1111 1.10's "Schedule type" of each sampler (keys of SAMPLER_LABELS) when left on Automatic; the others use the
+# uniform schedule.
 SCHEDULE_LABELS = {"dpmpp_2m": "Karras"}
 # Samplers whose ancestral noise ENSD changes, so A1111 writes `ENSD` only for them (`uses_ensd`).
 USES_ENSD = frozenset({"euler_a"})
-
-
-def sampler_key(name: str) -> str:
-    """Our key for a sampler given as a key, a kohya alias or an A1111 label ("Euler a"), any case."""
-    wanted = name.strip().lower()
-    by_name = {**{k: k for k in SAMPLER_LABELS}, **_ALIASES,
-               **{label.lower(): k for k, label in SAMPLER_LABELS.items()}}
-    if wanted not in by_name:
-        known = ", ".join(f"{k} ({label})" for k, label in SAMPLER_LABELS.items())
-        raise UserError(f"unknown or not yet supported sampler {name!r}; available: {known}")
-    return by_name[wanted]
 
 
 @dataclass(frozen=True)
