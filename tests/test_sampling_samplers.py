@@ -36,6 +36,14 @@ def test_euler_ancestral_two_steps_by_hand():
     assert calls == [(2.0, 1.0)]  # no noise after the last step
 
 
+def test_euler_a_without_a_noise_sampler_draws_from_torchs_global_rng():
+    x = torch.tensor([[1.0, -2.0]])
+    torch.manual_seed(5)
+    out = sample_euler_ancestral(halve, x, torch.tensor([2.0, 1.0, 0.0]))
+    torch.manual_seed(5)
+    torch.testing.assert_close(out, 0.5 * (0.625 * x + math.sqrt(0.75) * torch.randn(1, 2)))  # as by hand above
+
+
 def test_euler_two_steps_by_hand():
     x = torch.tensor([[1.0, -2.0]])
     # 2 → 1: x + (x/4)(1 − 2) = 0.75x;  1 → 0: 0.75x + (0.375x)(0 − 1) = 0.375x
