@@ -152,6 +152,7 @@ class KDiffusion:
         return Denoiser(unet, model_sigmas, prediction_type), sigmas
 
     def start(self, noise: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+        """x at σ_0, k-diffusion's (and A1111's default) start."""
         return noise * sigmas[0]
 
 
@@ -163,19 +164,22 @@ class TimestepAdapter:
     sample: SigmaSampler
 
     def model_calls(self, steps: int) -> int:
+        """One fewer than the timesteps: 19 for 20 steps."""
         return len(ddim_timesteps(steps)) - 1
 
     def prepare(self, unet: UNetFn, alphas_bar: torch.Tensor, prediction_type: str, steps: int,
                 device: torch.device) -> tuple[Conditioned, torch.Tensor]:
+        """The ε-predictor and its schedule, ᾱ from the last DDIM timestep to the first, on `device`."""
         alphas_bar = alphas_bar.to(device)
         timesteps = ddim_timesteps(steps, len(alphas_bar))
         return EpsPredictor(unet, alphas_bar, prediction_type), alphas_bar[timesteps.flip(0)]
 
     def start(self, noise: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
+        """The noise itself, as A1111 starts DDIM (scaling by σ_0 and back would round some values off)."""
         return noise
 
 
-# Every sampler, keyed like `request.SAMPLER_LABELS` (which names them without importing torch).
+# Every sampler, keyed like `config.sampler_names.SAMPLER_LABELS` (which names them without importing torch).
 SIGMA_SAMPLERS: dict[str, KDiffusion | TimestepAdapter] = {
     "euler_a": KDiffusion(sample_euler_ancestral),
     "euler": KDiffusion(sample_euler),
