@@ -62,7 +62,7 @@ def run_class(args: argparse.Namespace) -> list[Path]:
     finished = numbered_files(folder)
 
     def prepare(seed: int) -> list[str]:
-        """Kept images without a caption (from an interrupted run) get theirs; every index has the class prompt."""
+        """Kept images without a caption file get the class prompt as theirs, as every new image does."""
         for path, _ in finished.values():
             if not path.with_suffix(".txt").exists():
                 path.with_suffix(".txt").write_text(args.class_prompt + "\n", encoding="utf-8")
