@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.train_speed import build_model, make_batch, make_trainer  # noqa: E402
 from library.regularization.sampler import WordSampler  # noqa: E402
-from library.regularization.stream import GenerationSettings, RegSchedule, SelfGeneratedStream  # noqa: E402
+from library.regularization.stream import GenerationSettings, RegMix, SelfGeneratedStream  # noqa: E402
 from library.regularization.wordfreq import words_from_texts  # noqa: E402
 
 PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}  # our names -> accelerate's mixed_precision
@@ -34,9 +34,9 @@ PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}  # our names -> acce
 def make_stream(batch, size: int, args) -> SelfGeneratedStream:
     """Words from the bench caption's tags, drawn by frequency, as reg_word_list = "captions" would give them."""
     words = words_from_texts(batch.captions, "the bench captions")
-    schedule = RegSchedule(ratio=args.ratio, every_n_steps=args.every)
+    mix = RegMix(ratio=args.ratio, every_n_steps=args.every)
     settings = GenerationSettings(width=size, height=size, steps=args.reg_steps, cfg_scale=args.cfg)
-    return SelfGeneratedStream(WordSampler(words, seed=0), schedule, settings, seed=0, train_images_per_step=len(batch))
+    return SelfGeneratedStream(WordSampler(words, seed=0), mix, settings, seed=0, train_images_per_step=len(batch))
 
 
 def main() -> int:
@@ -64,7 +64,7 @@ def main() -> int:
 
     def reg_step():
         nonlocal reg_steps
-        trainer.step([batch, *stream.batches_for_step(trainer, reg_steps)])
+        trainer.step([batch, *stream.batches_for_step(trainer.context, reg_steps)])
         reg_steps += 1
 
     seconds, peak = {"none": 0.0, "reg": 0.0}, {"none": 0.0, "reg": 0.0}

@@ -44,7 +44,6 @@ def make_trainer(model: SDModel, precision: str, steps: int):
 
     from library.sampling.schedule import alphas_cumprod
     from library.training.loop import Trainer, TrainSettings
-    from library.training.losses import LossOptions
     from library.training.lr_schedules import make_lr_scheduler
     from library.training.optimizers import make_optimizer
 
@@ -56,8 +55,7 @@ def make_trainer(model: SDModel, precision: str, steps: int):
     scheduler = make_lr_scheduler(optimizer, "constant", total_steps=steps)
     model.unet, optimizer = acc.prepare(model.unet, optimizer)
     return Trainer(accelerator=acc, model=model, data=None, optimizer=optimizer, lr_scheduler=scheduler,
-                   settings=TrainSettings(seed=0, max_steps=steps), alphas_cumprod=alphas_cumprod(model.config.scheduler),
-                   loss_options=LossOptions(), noise_options={"noise": {}, "timesteps": {}, "perturb": {"ip_noise_gamma": None}})
+                   settings=TrainSettings(seed=0, max_steps=steps), alphas_cumprod=alphas_cumprod(model.config.scheduler))
 
 
 def ours(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int) -> list[float]:

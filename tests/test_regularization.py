@@ -26,7 +26,7 @@ from library.regularization import WordList, WordSampler, target_probabilities
 from library.regularization.monitor import fit_figures, histogram_rows
 from library.regularization.pregenerated import PregeneratedStream, RegImage, cycle_order
 from library.regularization.setup import trigger_words
-from library.regularization.stream import GenerationSettings, RegSchedule, SelfGeneratedStream
+from library.regularization.stream import GenerationSettings, RegMix, SelfGeneratedStream
 from library.sampling.generate import generate
 
 FAST = ("--reg_steps", "2", "--max_data_loader_n_workers", "0")
@@ -40,7 +40,7 @@ def events(out: Path, kind: str) -> list[dict]:
 
 
 def test_ratio_one_to_four_gives_one_image_per_step_of_four():
-    schedule, credit, counts = RegSchedule(ratio=0.25), 0.0, []
+    schedule, credit, counts = RegMix(ratio=0.25), 0.0, []
     for step in range(6):
         n, credit = schedule.images(step, 4, credit)
         counts.append(n)
@@ -48,7 +48,7 @@ def test_ratio_one_to_four_gives_one_image_per_step_of_four():
 
 
 def test_fractional_ratios_add_up_exactly_over_steps():
-    schedule, credit, counts = RegSchedule(ratio=0.1), 0.0, []
+    schedule, credit, counts = RegMix(ratio=0.1), 0.0, []
     for step in range(25):
         n, credit = schedule.images(step, 4, credit)
         counts.append(n)
@@ -56,7 +56,7 @@ def test_fractional_ratios_add_up_exactly_over_steps():
 
 
 def test_every_n_steps_batches_the_images_of_the_steps_between():
-    schedule, credit, counts = RegSchedule(ratio=0.25, every_n_steps=4), 0.0, []
+    schedule, credit, counts = RegMix(ratio=0.25, every_n_steps=4), 0.0, []
     for step in range(8):
         n, credit = schedule.images(step, 4, credit)
         counts.append(n)
@@ -64,7 +64,7 @@ def test_every_n_steps_batches_the_images_of_the_steps_between():
 
 
 def test_warmup_and_fixed_batch():
-    schedule = RegSchedule(batch=3, every_n_steps=2, warmup_steps=5)
+    schedule = RegMix(batch=3, every_n_steps=2, warmup_steps=5)
     assert [schedule.images(step, 4, 0.0)[0] for step in range(10)] == [0, 0, 0, 0, 0, 3, 0, 3, 0, 3]
 
 
@@ -77,17 +77,22 @@ def test_trigger_words_are_the_class_tokens_and_the_identifier():
 WORDS = WordList(("1girl", "solo", "long hair", "smile", r"star \(symbol\)"), (50, 30, 10, 6, 4), "test list")
 
 
-def stand_in_trainer(model, rank: int = 0, world: int = 1):
-    """The trainer surface the stream uses, around a real model (the weights being trained)."""
-    log = []
-    return SimpleNamespace(
-        accelerator=SimpleNamespace(process_index=rank, num_processes=world, mixed_precision="no"),
-        device=torch.device("cpu"), progress=SimpleNamespace(global_step=0), model_for_sampling=lambda: model,
-        eval_weights=contextlib.nullcontext, log_event=lambda name, **fields: log.append((name, fields)), log=log)
+class StandInContext:
+    """The `LoopContext` a stream gets, around a real model (the weights being trained) and recording its events."""
+
+    def __init__(self, model, rank: int = 0, world: int = 1):
+        self.model, self.rank, self.world_size, self.log = model, rank, world, []
+        self.device, self.dtype, self.global_step, self.is_main = torch.device("cpu"), torch.float32, 0, rank == 0
+
+    def sampling_model(self):
+        return contextlib.nullcontext(self.model)
+
+    def log_event(self, name, **fields):
+        self.log.append((name, fields))
 
 
 def make_stream(seed: int = 5, ratio: float = 0.5) -> SelfGeneratedStream:
-    return SelfGeneratedStream(WordSampler(WORDS, seed), RegSchedule(ratio=ratio),
+    return SelfGeneratedStream(WordSampler(WORDS, seed), RegMix(ratio=ratio),
                                GenerationSettings(width=64, height=64, steps=2), seed, train_images_per_step=4)
 
 
@@ -97,38 +102,38 @@ def model(tiny_sd1):
 
 
 def test_generated_latents_go_straight_into_the_batch(model):
-    trainer = stand_in_trainer(model)
-    [batch] = make_stream().batches_for_step(trainer, 0)
+    ctx = StandInContext(model)
+    [batch] = make_stream().batches_for_step(ctx, 0)
     assert batch.stream == "reg" and batch.pixels is None and batch.latents.shape == (2, 4, 8, 8)
     words = WordSampler(WORDS, 5).draw(2)
     assert batch.captions == [w.replace("\\", "") for w in words]  # captions are literal, as the trainer reads them
     direct = generate(model, [GenerationSettings(width=64, height=64, steps=2).request(w, 5 + i)
                               for i, w in enumerate(words)], output="latents", batch_size=2)
     assert torch.equal(batch.latents, torch.stack([d.latents for d in direct]))
-    name, fields = trainer.log[0]
+    name, fields = ctx.log[0]
     assert name == "reg_images" and fields["words"] == words and fields["seeds"] == [5, 6] and fields["step"] == 1
 
 
 def test_generation_uses_the_current_weights(tiny_sd1):
     model = load_model(tiny_sd1)
-    trainer = stand_in_trainer(model)
-    before = make_stream().batches_for_step(trainer, 0)[0].latents
-    again = make_stream().batches_for_step(trainer, 0)[0].latents
+    ctx = StandInContext(model)
+    before = make_stream().batches_for_step(ctx, 0)[0].latents
+    again = make_stream().batches_for_step(ctx, 0)[0].latents
     with torch.no_grad():
         model.unet.conv_out.bias += 0.05  # as an optimizer step would change it
-    after = make_stream().batches_for_step(trainer, 0)[0].latents
+    after = make_stream().batches_for_step(ctx, 0)[0].latents
     assert torch.equal(before, again)
     assert not torch.allclose(before, after)
 
 
 def test_each_process_generates_its_own_share_with_distinct_seeds(model):
-    alone = stand_in_trainer(model)
+    alone = StandInContext(model)
     single = make_stream(ratio=1.0)
     words_single = [single.batches_for_step(alone, step)[0] for step in range(2)]
     shares = []
     for rank in (0, 1):
         stream = make_stream(ratio=0.5)  # 2 images per process per step: 4 in all, as the single process above
-        shares.append([stream.batches_for_step(stand_in_trainer(model, rank, 2), step)[0] for step in range(2)])
+        shares.append([stream.batches_for_step(StandInContext(model, rank, 2), step)[0] for step in range(2)])
         assert stream.images_made == 8 and sum(stream.counts.values()) == 8  # every process counts all words
         assert stream.generated_here == 4  # and generates its half: its images per second count only those
     for step in range(2):
@@ -138,22 +143,22 @@ def test_each_process_generates_its_own_share_with_distinct_seeds(model):
 
 
 def test_state_round_trip_continues_the_word_stream(model):
-    trainer = stand_in_trainer(model)
+    ctx = StandInContext(model)
     straight = make_stream(ratio=0.3)  # 1.2 images per step: the fraction carried over must survive a resume
-    keys = [k for step in range(6) for b in straight.batches_for_step(trainer, step) for k in b.keys]
+    keys = [k for step in range(6) for b in straight.batches_for_step(ctx, step) for k in b.keys]
     first = make_stream(ratio=0.3)
-    resumed_keys = [k for step in range(3) for b in first.batches_for_step(trainer, step) for k in b.keys]
+    resumed_keys = [k for step in range(3) for b in first.batches_for_step(ctx, step) for k in b.keys]
     state = json.loads(json.dumps(first.state_dict()))  # it is saved in progress.json
     second = make_stream(ratio=0.3)
     second.load_state_dict(state)
-    resumed_keys += [k for step in range(3, 6) for b in second.batches_for_step(trainer, step) for k in b.keys]
+    resumed_keys += [k for step in range(3, 6) for b in second.batches_for_step(ctx, step) for k in b.keys]
     assert resumed_keys == keys and len(keys) == 7
     assert second.counts == straight.counts
 
 
 def test_a_state_of_the_other_mode_is_refused_not_misread(model, tmp_path):
     images = [RegImage(tmp_path / "0.png", "solo", 0)]
-    pregenerated = PregeneratedStream(images, RegSchedule(), (64, 64), seed=3, train_images_per_step=4)
+    pregenerated = PregeneratedStream(images, RegMix(), (64, 64), seed=3, train_images_per_step=4)
     with pytest.raises(UserError, match='reg_mode = "self_wordfreq", this run\'s is "pregenerated_wordfreq"'):
         pregenerated.load_state_dict(make_stream().state_dict())
     with pytest.raises(UserError, match='reg_mode = "pregenerated_wordfreq", this run\'s is "self_wordfreq"'):
@@ -188,7 +193,7 @@ def test_histogram_rows_put_drawn_next_to_expected():
 
 def test_pregenerated_images_are_each_used_once_per_cycle(tmp_path):
     images = [RegImage(tmp_path / f"{i}.png", f"w{i}", i) for i in range(5)]
-    stream = PregeneratedStream(images, RegSchedule(), (64, 64), seed=3, train_images_per_step=4)
+    stream = PregeneratedStream(images, RegMix(), (64, 64), seed=3, train_images_per_step=4)
     used = stream.next_images(7) + stream.next_images(8)
     assert sorted(i.seed for i in used[:5]) == [0, 1, 2, 3, 4]
     assert sorted(i.seed for i in used[5:10]) == [0, 1, 2, 3, 4]
@@ -196,6 +201,11 @@ def test_pregenerated_images_are_each_used_once_per_cycle(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- config
+
+
+def without_seed(args: list[str]) -> list[str]:
+    i = args.index("--seed")
+    return args[:i] + args[i + 2:]
 
 
 def write(path: Path, text: str) -> Path:
@@ -254,15 +264,15 @@ def reg_run(tmp_path_factory, train_args):
     received = []
     loaded = load_train_config(args)
 
-    from library.training.callbacks import Callback
+    from library.training.loop import Trainer
     from library.training.run import run_training
 
-    class RecordBatches(Callback):
-        def on_train_start(self, trainer):
-            original = trainer.step
-            trainer.step = lambda batches: (received.append(batches), original(batches))[1]
-
-    assert run_training(loaded, callbacks=[RecordBatches()]) == 0
+    original = Trainer.step
+    Trainer.step = lambda self, batches, started=None: (received.append(batches), original(self, batches, started))[1]
+    try:
+        assert run_training(loaded) == 0
+    finally:
+        Trainer.step = original
     return SimpleNamespace(out=out, args=args, received=received)
 
 
@@ -316,6 +326,19 @@ def test_resume_draws_the_same_words_as_the_uninterrupted_run(reg_run, tmp_path,
     assert all(torch.equal(a[k], b[k]) for k in a), "weights differ after resume"
 
 
+def test_resume_without_a_seed_generates_with_the_same_seeds(tmp_path, train_args):
+    """A run without `seed` draws one; the resumed run's images must come from the saved one, not a new draw."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    common = ("--max_train_steps", "4", "--reg_mode", "self_wordfreq", "--reg_word_list", "captions",
+              "--save_every_n_steps", "2", "--save_state", *FAST)
+    assert train_certain.main(without_seed(train_args(straight, *common))) == 0
+    assert train_certain.main(without_seed(train_args(resumed, *common, "--resume",
+                                                      str(straight / "at-step00000002-state")))) == 0
+    expected = [(e["step"], e["words"], e["seeds"]) for e in events(straight, "reg_images") if e["step"] > 2]
+    assert [(e["step"], e["words"], e["seeds"]) for e in events(resumed, "reg_images")] == expected
+    assert len(expected) == 2
+
+
 def test_reg_loss_weight_scales_the_reg_loss(tmp_path, train_args):
     def first_reg_loss(weight: str) -> float:
         out = tmp_path / weight
@@ -333,11 +356,17 @@ def test_pregenerated_folder_trains(tmp_path, tiny_sd1, sample_dataset, train_ar
     words = write(tmp_path / "words.txt", "1girl 5\nsolo 3\nsmile 2\n")
     assert gen_main(["txt2img", "--model", str(tiny_sd1), "--wordfreq", str(words), "--count", "3", "--outdir",
                      str(folder), "--steps", "2", "--width", "64", "--height", "64", "--seed", "1"]) == 0
-    out = tmp_path / "out"
-    assert train_certain.main(train_args(out, "--max_train_steps", "4", "--reg_mode", "pregenerated_wordfreq",
-                                         "--reg_images_dir", str(folder), "--reg_ratio", "0.5", *FAST)) == 0
+    out, resumed = tmp_path / "out", tmp_path / "resumed"
+    common = ("--max_train_steps", "4", "--reg_mode", "pregenerated_wordfreq", "--reg_images_dir", str(folder),
+              "--reg_ratio", "0.5", "--save_every_n_steps", "2", "--save_state", *FAST)
+    assert train_certain.main(without_seed(train_args(out, *common))) == 0  # the cycle order follows the drawn seed
     steps = events(out, "step")
     assert all("reg" in e["losses"] and e["samples"] == 6 for e in steps)
+    assert train_certain.main(without_seed(train_args(resumed, *common, "--resume",
+                                                      str(out / "at-step00000002-state")))) == 0
+    assert [e["losses"] for e in events(resumed, "step")] == [e["losses"] for e in steps[2:]]
+    a, b = load_file(str(out / "last.safetensors")), load_file(str(resumed / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a), "weights differ after resume"
 
 
 def test_word_lists_from_files_filtered_and_summarized(tmp_path, train_args, sample_dataset):

@@ -108,3 +108,13 @@ def test_captions_longer_than_max_token_length_are_named_at_start(tmp_path, trai
     assert "1 caption(s) are longer than max_token_length = 75" in capsys.readouterr().err
     assert train_certain.main(args + ["--max_token_length", "225"]) == 0
     assert "longer than max_token_length" not in capsys.readouterr().err
+
+
+def test_a_sample_sampler_we_lack_is_noted_in_the_run_log():
+    """The note goes through the run's log function, so console_log_file keeps it too."""
+    from library.training.run import sample_images_sampler
+
+    lines: list[str] = []
+    assert sample_images_sampler("k_dpm_adaptive", lines.append) == "euler_a"
+    assert lines == ["note: sample_sampler `k_dpm_adaptive` is not available; sample images use Euler a."]
+    assert sample_images_sampler("Euler a", lines.append) == "euler_a" and len(lines) == 1

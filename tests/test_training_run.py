@@ -79,6 +79,24 @@ def test_progress_is_machine_readable(trained):
     assert any(e["event"] == "save" and e["path"].endswith("last.safetensors") for e in events)
 
 
+def weights_of(out: Path, name: str = "last.safetensors") -> dict[str, torch.Tensor]:
+    return load_file(str(out / name))
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights_of(a), weights_of(b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), "weights differ after resume"
+
+
+def events(out: Path, kind: str) -> list[dict]:
+    return [e for e in map(json.loads, (out / "progress.jsonl").read_text().splitlines()) if e["event"] == kind]
+
+
+def without_seed(args: list[str]) -> list[str]:
+    i = args.index("--seed")
+    return args[:i] + args[i + 2:]
+
+
 def test_resumed_run_equals_the_uninterrupted_one(tmp_path, train_args):
     common = ("--max_train_steps", "6", "--save_every_n_steps", "3", "--save_state", "--lr_scheduler", "cosine",
               "--shuffle_caption", "--flip_aug", "--noise_offset", "0.05", "--train_batch_size", "2")
@@ -87,48 +105,70 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, train_args):
     state = straight / "at-step00000003-state"
     assert state.is_dir()
     assert train_certain.main(train_args(resumed, *common, "--resume", str(state))) == 0
-    a, b = load_file(str(straight / "last.safetensors")), load_file(str(resumed / "last.safetensors"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "weights differ after resume"
+    [start] = events(resumed, "start")
+    assert start["step"] == 3 and [e["step"] for e in events(resumed, "step")] == [4, 5, 6]  # it continued
+    assert [e["loss"] for e in events(resumed, "step")] == [e["loss"] for e in events(straight, "step")][3:]
+    assert_same_weights(straight, resumed)
     opt_a = torch.load(straight / "last-state" / "optimizer.pt", weights_only=True)["optimizer"]["state"]
     opt_b = torch.load(resumed / "last-state" / "optimizer.pt", weights_only=True)["optimizer"]["state"]
     assert opt_a.keys() == opt_b.keys()
     assert all(torch.equal(opt_a[i][k], opt_b[i][k]) for i in opt_a for k in opt_a[i]), "optimizer state differs"
 
 
+def test_resume_across_an_epoch_boundary(tmp_path, train_args):
+    """From the last step of epoch 1 (the epoch ends after the resume) and from the epoch's end itself."""
+    common = ("--max_train_epochs", "2", "--save_every_n_steps", "1", "--save_every_n_epochs", "1", "--save_state",
+              "--train_batch_size", "4", "--shuffle_caption")
+    straight = tmp_path / "straight"
+    assert train_certain.main(train_args(straight, *common)) == 0
+    per_epoch = events(straight, "start")[0]["steps_per_epoch"]
+    assert per_epoch >= 2 and events(straight, "step")[-1]["step"] == 2 * per_epoch
+    for name, state in (("mid", f"at-step{per_epoch - 1:08d}-state"), ("end", "epoch-000001-state")):
+        resumed = tmp_path / name
+        assert train_certain.main(train_args(resumed, *common, "--resume", str(straight / state))) == 0
+        steps = events(resumed, "step")
+        assert steps[0]["step"] == (per_epoch if name == "mid" else per_epoch + 1)
+        assert [e["epoch"] for e in steps] == [e["epoch"] for e in events(straight, "step")][-len(steps):]
+        assert_same_weights(straight, resumed)
+
+
 def test_resume_keeps_a_drawn_seed(tmp_path, train_args):
     """Without `seed` the run draws one; the state keeps it, or the rest of the epoch would see other images."""
     def args(out, *extra):
-        full = train_args(out, "--max_train_steps", "4", "--save_every_n_steps", "2", "--save_state",
-                          "--train_batch_size", "2", *extra)
-        i = full.index("--seed")
-        return full[:i] + full[i + 2:]
+        return without_seed(train_args(out, "--max_train_steps", "4", "--save_every_n_steps", "2", "--save_state",
+                                       "--train_batch_size", "2", *extra))
     assert train_certain.main(args(tmp_path / "a")) == 0
     assert train_certain.main(args(tmp_path / "b", "--resume", str(tmp_path / "a" / "at-step00000002-state"))) == 0
-    a, b = load_file(str(tmp_path / "a" / "last.safetensors")), load_file(str(tmp_path / "b" / "last.safetensors"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_same_weights(tmp_path / "a", tmp_path / "b")
 
 
-def test_ctrl_c_saves_a_resumable_state_and_exits_cleanly(tmp_path, train_args, monkeypatch):
-    from library.training import run
-    from library.training.callbacks import Callback
+def test_ctrl_c_state_resumes_to_the_uninterrupted_run(tmp_path, train_args):
+    from library.config import load_train_config
+    from library.plugins import Callback
+    from library.training.run import run_training
 
     class PressCtrlC(Callback):
-        def on_step_end(self, trainer, result):
+        def on_step_end(self, ctx, result):
             if result.step == 2:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    make = run.make_callbacks
-    monkeypatch.setattr(run, "make_callbacks", lambda train, trainer: make(train, trainer) + [PressCtrlC()])
-    out = tmp_path / "out"
-    assert train_certain.main(train_args(out, "--max_train_steps", "10")) == 130
+    def before(signum, frame):  # the handler in place before the run: it must be back afterwards
+        raise AssertionError("the run's own handler should have caught this")
+
+    common = ("--max_train_steps", "4", "--lr_scheduler", "linear")
+    out, straight = tmp_path / "out", tmp_path / "straight"
+    previous = signal.signal(signal.SIGINT, before)
+    try:
+        assert run_training(load_train_config(train_args(out, *common)), callbacks=[PressCtrlC()]) == 130
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        signal.signal(signal.SIGINT, previous)
     state = out / "last-interrupted-state"
     assert json.loads((state / "progress.json").read_text())["global_step"] == 2
     assert not (out / "last.safetensors").exists()
-    assert signal.getsignal(signal.SIGINT) is not None  # the previous handler is back
-    monkeypatch.setattr(run, "make_callbacks", make)
-    assert train_certain.main(train_args(out, "--max_train_steps", "4", "--resume",
-                                        str(state))) == 0
-    assert (out / "last.safetensors").is_file()
+    assert train_certain.main(train_args(out, *common, "--resume", str(state))) == 0
+    assert train_certain.main(train_args(straight, *common)) == 0
+    assert_same_weights(straight, out)
 
 
 def test_kohya_documentation_dataset_config_trains_unchanged(tmp_path, tiny_sd1, sample_dataset):
@@ -178,14 +218,46 @@ batch_size = 2
     assert code == 0 and (out / "last.safetensors").is_file()
 
 
+# Run under `accelerate launch`: trains like train_certain.py, then each process writes a digest of its weights.
+DDP_DRIVER = """
+import hashlib, sys
+from pathlib import Path
+from library.config import load_train_config
+from library.plugins import Callback
+from library.training.run import run_training
+
+class WeightDigest(Callback):
+    def on_train_end(self, ctx, interrupted):
+        with ctx.sampling_model() as model:
+            digest = hashlib.sha256()
+            for module in (model.unet, model.text_encoder):
+                for name, tensor in sorted(module.state_dict().items()):
+                    digest.update(name.encode() + tensor.detach().cpu().numpy().tobytes())
+        Path(sys.argv[1], f"rank{ctx.rank}.sha256").write_text(digest.hexdigest())
+
+sys.exit(run_training(load_train_config(sys.argv[2:]), callbacks=[WeightDigest()]))
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_two_process_accelerate_run(tmp_path, train_args):
     out = tmp_path / "ddp"
+    driver = tmp_path / "driver.py"
+    driver.write_text(DDP_DRIVER)
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
-           str(ROOT / "train_certain.py"), *train_args(out, "--max_train_steps", "3", "--lr_scheduler", "linear",
-                                                       "--reg_mode", "self_wordfreq", "--reg_word_list", "captions",
-                                                       "--reg_steps", "2")]
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(free_port()),
+           str(driver), str(tmp_path), *train_args(out, "--max_train_steps", "3", "--lr_scheduler", "linear",
+                                                   "--reg_mode", "self_wordfreq", "--reg_word_list", "captions",
+                                                   "--reg_steps", "2")]
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "processes 2" in result.stderr
@@ -197,13 +269,16 @@ def test_two_process_accelerate_run(tmp_path, train_args):
     generated = [e for e in events if e["event"] == "reg_images"]  # each process made its share, distinct seeds
     assert [len(set(e["seeds"])) for e in generated] == [2, 2, 2]
     assert all("reg" in e["losses"] and e["samples"] == 5 for e in steps)  # 4 training images + 1 generated, rank 0
+    # Both processes end with the same U-Net and text encoder (DDP syncs one, the loop averages the other's grads).
+    digests = [(tmp_path / f"rank{rank}.sha256").read_text() for rank in (0, 1)]
+    assert digests[0] == digests[1]
 
 
 def test_an_extra_stream_plugs_into_the_loop_without_changing_it(tmp_path, train_args):
     """What the regularization issue will do: mix generated batches into steps; losses are logged per stream."""
     from library.config import load_train_config
     from library.data.batch import Batch
-    from library.training.callbacks import Callback
+    from library.plugins import Callback
     from library.training.run import run_training
 
     class EveryOtherStep:
@@ -212,7 +287,7 @@ def test_an_extra_stream_plugs_into_the_loop_without_changing_it(tmp_path, train
         def __init__(self):
             self.served = 0
 
-        def batches_for_step(self, trainer, step):
+        def batches_for_step(self, ctx, step):
             if step % 2:
                 return []
             self.served += 1
@@ -229,7 +304,7 @@ def test_an_extra_stream_plugs_into_the_loop_without_changing_it(tmp_path, train
     class Record(Callback):
         results = []
 
-        def on_step_end(self, trainer, result):
+        def on_step_end(self, ctx, result):
             self.results.append(result)
 
     stream, record = EveryOtherStep(), Record()

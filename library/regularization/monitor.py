@@ -16,7 +16,7 @@ from typing import Any
 
 from ..atomic import atomic_write_text
 from ..plotting import pyplot, save_png_figure
-from ..training.callbacks import Callback, StepResult
+from ..plugins import Callback, LoopContext, StepResult
 from .sampler import chi_square
 from .wordfreq import WordList
 
@@ -68,19 +68,19 @@ class RegularizationMonitor(Callback):
     top: int = 40
     step_seconds: float = 0.0  # this process, generation included
 
-    def on_step_end(self, trainer, result: StepResult) -> None:
+    def on_step_end(self, ctx: LoopContext, result: StepResult) -> None:
         self.step_seconds += result.seconds
         if result.step % self.every_n_steps == 0:
-            self.report(trainer, result.step)
+            self.report(ctx, result.step)
 
-    def on_epoch_end(self, trainer) -> None:
-        if trainer.is_main:
-            self.write_histogram(trainer.progress.global_step)
+    def on_epoch_end(self, ctx: LoopContext) -> None:
+        if ctx.is_main:
+            self.write_histogram(ctx.global_step)
 
-    def on_train_end(self, trainer, interrupted: bool) -> None:
-        self.report(trainer, trainer.progress.global_step)
-        if trainer.is_main:
-            self.write_histogram(trainer.progress.global_step)
+    def on_train_end(self, ctx: LoopContext, interrupted: bool) -> None:
+        self.report(ctx, ctx.global_step)
+        if ctx.is_main:
+            self.write_histogram(ctx.global_step)
 
     def figures(self) -> dict[str, float]:
         figures = fit_figures(self.stream.counts, self.word_list, self.alpha)
@@ -91,8 +91,8 @@ class RegularizationMonitor(Callback):
             figures["generation_share"] = generating / self.step_seconds
         return figures
 
-    def report(self, trainer, step: int) -> None:
-        trainer.log_event("regularization", step=step, scalars={k: round(v, 6) for k, v in self.figures().items()})
+    def report(self, ctx: LoopContext, step: int) -> None:
+        ctx.log_event("regularization", step=step, scalars={k: round(v, 6) for k, v in self.figures().items()})
 
     def write_histogram(self, step: int) -> None:
         if not self.stream.counts:

@@ -18,9 +18,10 @@ from typing import Any
 import torch
 
 from ..data.batch import Batch
+from ..plugins import LoopContext
 from ..errors import UserError
 from .manifest import MANIFEST, read_manifest
-from .stream import RegSchedule, check_mode
+from .stream import RegMix, check_mode
 from .wordfreq import caption_form
 
 MODE = "pregenerated_wordfreq"
@@ -70,10 +71,10 @@ def load_pixels(paths: list[Path], size: tuple[int, int]) -> torch.Tensor:
 
 @dataclass
 class PregeneratedStream:
-    """Stream "reg" from a folder: each image used once per cycle, `schedule` as for the self-generated stream."""
+    """Stream "reg" from a folder: each image used once per cycle, `mix` as for the self-generated stream."""
 
     images: list[RegImage]
-    schedule: RegSchedule
+    mix: RegMix
     size: tuple[int, int]  # (width, height)
     seed: int
     train_images_per_step: int
@@ -96,11 +97,11 @@ class PregeneratedStream:
         self.images_made += n
         return picked
 
-    def batches_for_step(self, trainer, step: int) -> list[Batch]:
-        count, self.credit = self.schedule.images(step, self.train_images_per_step, self.credit)
+    def batches_for_step(self, ctx: LoopContext, step: int) -> list[Batch]:
+        count, self.credit = self.mix.images(step, self.train_images_per_step, self.credit)
         if count == 0:
             return []
-        rank, world = trainer.accelerator.process_index, trainer.accelerator.num_processes
+        rank, world = ctx.rank, ctx.world_size
         everyone = self.next_images(count * world)
         self.counts.update(image.word for image in everyone)
         mine = everyone[rank * count:(rank + 1) * count]

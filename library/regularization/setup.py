@@ -2,7 +2,7 @@
 
 In two parts, so that a bad word list or folder is reported before any model loads: `plan_regularization` reads
 and checks the list (or folder) right after the dataset scan and writes its summary; `RegularizationPlan.attach`
-builds the stream and the monitor once the trainer exists.
+builds the stream and the monitor once the run's seed is resolved.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
+from ..plugins import Callback, Stream
 from .monitor import RegularizationMonitor
 from .pregenerated import PregeneratedStream, RegImage, read_reg_folder
 from .sampler import WordSampler
-from .stream import RegSchedule, SelfGeneratedStream, generation_settings
+from .stream import RegMix, SelfGeneratedStream, generation_settings
 from .wordfreq import WordList, keep_only, load_word_list, prompt_form, words_from_texts
 
 CAPTIONS = "captions"  # reg_word_list value: count the training captions
@@ -60,23 +61,23 @@ class RegularizationPlan:
     word_list: WordList | None = None  # self_wordfreq
     images: list[RegImage] | None = None  # pregenerated_wordfreq
 
-    def attach(self, train, trainer, resolution: tuple[int, int], batch_size: int
-               ) -> tuple[list[Any], list[Any]]:
-        """(streams, callbacks) for the trainer; `resolution` (width, height) and `batch_size` of the training data."""
+    def plug_ins(self, train, run_seed: int, resolution: tuple[int, int], per_step: int
+                 ) -> tuple[list[Stream], list[Callback]]:
+        """(streams, callbacks) for the loop. `run_seed`: the run's resolved seed (the saved one when resuming);
+        `resolution` (width, height) and `per_step` (images per optimizer step and process) of the training data."""
         reg = train.regularization
-        seed = reg.reg_seed if reg.reg_seed is not None else trainer.settings.seed
-        schedule = RegSchedule(ratio=reg.reg_ratio, batch=reg.reg_batch, every_n_steps=reg.reg_every_n_steps,
+        seed = reg.reg_seed if reg.reg_seed is not None else run_seed
+        mix = RegMix(ratio=reg.reg_ratio, batch=reg.reg_batch, every_n_steps=reg.reg_every_n_steps,
                                warmup_steps=reg.reg_warmup_steps)
-        per_step = batch_size * trainer.settings.grad_accum
         out = Path(train.saving.output_dir)
         if self.word_list is not None:
             sampler = WordSampler(self.word_list, seed, reg.reg_alpha)
             stream = SelfGeneratedStream(
-                sampler, schedule, generation_settings(reg, resolution, train.model.clip_skip), seed, per_step,
+                sampler, mix, generation_settings(reg, resolution, train.model.clip_skip), seed, per_step,
                 reg.reg_loss_weight, save_images_to=out / "reg_images" if reg.save_reg_images else None)
             expected = sampler.expected_frequencies()
         else:
-            stream = PregeneratedStream(self.images, schedule, reg.reg_resolution or resolution, seed, per_step,
+            stream = PregeneratedStream(self.images, mix, reg.reg_resolution or resolution, seed, per_step,
                                         reg.reg_loss_weight)
             expected = {w: n / len(self.images) for w, n in Counter(i.word for i in self.images).items()}
         monitor = RegularizationMonitor(stream, expected, self.word_list, reg.reg_alpha, out / "regularization")

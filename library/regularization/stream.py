@@ -3,7 +3,7 @@
 Every due step the *current* model (the weights being trained, text encoder included) generates a few images from
 single-word prompts, the words drawn in proportion to their frequency; their latents join that optimizer step as an
 extra micro-batch captioned with the word, and are then dropped: each generated sample is trained on exactly once.
-The loop knows none of this: it asks every stream for its batches before a step (`library.training.callbacks`).
+The loop knows none of this: it asks every stream for its batches before a step (`library.plugins`).
 
 Determinism: the words come from one seeded `WordSampler` that every process advances identically (each draws the
 words of all processes and keeps its own slice), image j of the run has seed `seed + j`, and the noise of each
@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..data.batch import Batch
+from ..plugins import LoopContext
 from ..errors import UserError
 from ..sampling.request import GenerationRequest
 from .sampler import WordSampler
@@ -31,7 +32,7 @@ from .wordfreq import caption_form
 
 
 @dataclass(frozen=True)
-class RegSchedule:
+class RegMix:
     """How many regularization images join which steps.
 
     `ratio`: images per training image (0.25 is 1:4), accumulated across steps so fractions add up exactly; or a
@@ -98,7 +99,7 @@ class SelfGeneratedStream:
     """Stream "reg": images the current model generates from frequency-drawn words, each trained on once."""
 
     sampler: WordSampler
-    schedule: RegSchedule
+    mix: RegMix
     generation: GenerationSettings
     seed: int  # image j of the run (over all processes) has seed `seed + j`
     train_images_per_step: int  # per process: train_batch_size x gradient_accumulation_steps
@@ -115,41 +116,39 @@ class SelfGeneratedStream:
         """Images over all processes so far: one per word drawn."""
         return self.sampler.drawn
 
-    def batches_for_step(self, trainer, step: int) -> list[Batch]:
-        count, self.credit = self.schedule.images(step, self.train_images_per_step, self.credit)
+    def batches_for_step(self, ctx: LoopContext, step: int) -> list[Batch]:
+        count, self.credit = self.mix.images(step, self.train_images_per_step, self.credit)
         if count == 0:
             return []
-        rank, world = trainer.accelerator.process_index, trainer.accelerator.num_processes
+        rank, world = ctx.rank, ctx.world_size
         seeds = [self.seed + self.images_made + j for j in range(count * world)]
         words = self.sampler.draw(count * world)
         self.counts.update(words)
         mine = slice(rank * count, (rank + 1) * count)
         start = time.perf_counter()
-        latents = self._generate(trainer, words[mine], seeds[mine])
+        latents = self._generate(ctx, words[mine], seeds[mine])
         seconds = time.perf_counter() - start
         self.generation_seconds += seconds
         self.generated_here += count
-        trainer.log_event("reg_images", step=step + 1, words=words, seeds=seeds, seconds=round(seconds, 4),
-                          images_per_second=round(count / max(seconds, 1e-9), 4))
+        ctx.log_event("reg_images", step=step + 1, words=words, seeds=seeds, seconds=round(seconds, 4),
+                      images_per_second=round(count / max(seconds, 1e-9), 4))
         return [Batch(captions=[caption_form(w) for w in words[mine]], latents=latents,
                       loss_weights=torch.full((count,), float(self.loss_weight)),
                       keys=[f"reg:{seed}:{w}" for w, seed in zip(words[mine], seeds[mine])], stream=self.name)]
 
-    def _generate(self, trainer, words: list[str], seeds: list[int]) -> torch.Tensor:
+    def _generate(self, ctx: LoopContext, words: list[str], seeds: list[int]) -> torch.Tensor:
         """Latents (times the VAE factor, as training wants them) from the weights being trained, no copy made."""
         from ..sampling.generate import generate
         from ..sampling.infotext import ModelIdentity
-        from ..training.model_setup import weight_dtype
 
         requests = [self.generation.request(w, s) for w, s in zip(words, seeds)]
-        identity = ModelIdentity(name=f"training@step{trainer.progress.global_step}")
-        with trainer.eval_weights():
-            model = trainer.model_for_sampling()
-            results = generate(model, requests, device=trainer.device, batch_size=len(requests), output="latents",
-                               dtype=weight_dtype(trainer.accelerator.mixed_precision), identity=identity)
+        identity = ModelIdentity(name=f"training@step{ctx.global_step}")
+        with ctx.sampling_model() as model:
+            results = generate(model, requests, device=ctx.device, batch_size=len(requests), output="latents",
+                               dtype=ctx.dtype, identity=identity)
         latents = torch.stack([r.latents for r in results])
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize(trainer.device)  # so the time measured is the generation's, not the next step's
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize(ctx.device)  # so the time measured is the generation's, not the next step's
         if self.save_images_to is not None:
             self._save(model, results, latents)
         return latents

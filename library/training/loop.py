@@ -8,30 +8,43 @@ per rank whose state is saved with the run. A resumed run therefore replays exac
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import torch
 
 from ..data.batch import Batch
-from .callbacks import Callback, Stream, StepResult
-from .state import Progress
+from ..data.loader import iterate_batches
+from ..plugins import Callback, Stream, StepResult
+from ..text.conditioning import chunk_tokens, encode_chunks
+from .losses import LossOptions, diffusion_loss
+from .model_setup import encode_latents, weight_dtype
+from .noise import NoiseOptions, add_noise
+from .optimizers import is_schedule_free
+from .state import LoadedState, Progress, restore_rng, rng_state, save_state
 
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from torch.optim.lr_scheduler import LRScheduler
 
-def steps_per_epoch(batches: int, grad_accum: int) -> int:
-    """Optimizer steps per epoch: a last, shorter accumulation group still makes a step (as kohya)."""
-    return -(-batches // grad_accum)
+    from ..data.dataset import TrainingData
+    from ..models.sd_model import SDModel
 
 
 class StopTraining(Exception):
     """Raised at a step boundary after Ctrl-C: the state is consistent and callbacks may save it."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainSettings:
+    """The resolved numbers of a run; `seed` is the saved one when resuming, so both halves draw alike."""
+
     seed: int
     max_steps: int
+    steps_per_epoch: int = 1
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     text_encoder_until: int | None = None  # train the text encoder while global_step < this (None: frozen)
@@ -40,73 +53,64 @@ class TrainSettings:
     num_workers: int = 0
     persistent_workers: bool = False
     fingerprint: str = ""
-    optimizer_description: str = ""  # kohya's ss_optimizer, `module.Class(args)`
 
 
 @dataclass
 class Trainer:
-    accelerator: Any
-    model: Any  # library.models.sd_model.SDModel
-    data: Any  # library.data TrainingData
+    accelerator: Accelerator
+    model: SDModel
+    data: TrainingData
     optimizer: torch.optim.Optimizer
-    lr_scheduler: Any
+    lr_scheduler: LRScheduler
     settings: TrainSettings
     alphas_cumprod: torch.Tensor
-    loss_options: Any  # library.training.losses.LossOptions
-    noise_options: dict[str, Any]
-    callbacks: list[Callback] = field(default_factory=list)
-    streams: list[Stream] = field(default_factory=list)
+    loss_options: LossOptions = LossOptions()
+    noise_options: NoiseOptions = NoiseOptions()
+    callbacks: Sequence[Callback] = ()
+    streams: Sequence[Stream] = ()
     progress: Progress = field(default_factory=Progress)
-    generator: torch.Generator | None = None
-    stop_requested: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)  # set by the Ctrl-C handler
+    generator: torch.Generator = field(init=False)
+    context: TrainerContext = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.generator is None:
-            self.generator = torch.Generator().manual_seed(self.settings.seed + self.accelerator.process_index)
+        self.generator = torch.Generator().manual_seed(self.settings.seed + self.accelerator.process_index)
+        self.context = TrainerContext(self)
 
-    # ---- properties callbacks use -------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
         return self.accelerator.device
-
-    @property
-    def is_main(self) -> bool:
-        return self.accelerator.is_main_process
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return steps_per_epoch(self.data.batches_per_epoch(self.accelerator.num_processes), self.settings.grad_accum)
 
     @property
     def text_encoder_training(self) -> bool:
         until = self.settings.text_encoder_until
         return until is not None and self.progress.global_step < until
 
-    def model_for_sampling(self):
-        """The SDModel with plain (not DDP-wrapped) modules: for generation, saving and state."""
-        return replace(self.model, unet=self.accelerator.unwrap_model(self.model.unet, keep_torch_compile=False))
-
     @contextlib.contextmanager
-    def eval_weights(self):
-        """Schedule-free optimizers keep the weights to use in their eval mode: sampling and saving see those."""
-        switch = hasattr(self.optimizer, "eval") and hasattr(self.optimizer, "train")
+    def sampling_model(self) -> Iterator[SDModel]:
+        """The model with plain (not DDP-wrapped) modules, in a schedule-free optimizer's eval weights."""
+        switch = is_schedule_free(self.optimizer)
         if switch:
             self.optimizer.eval()
         try:
-            yield
+            yield self._plain_model()
         finally:
             if switch:
                 self.optimizer.train()
 
+    def _plain_model(self) -> SDModel:
+        return replace(self.model, unet=self.accelerator.unwrap_model(self.model.unet, keep_torch_compile=False))
+
     def log_event(self, name: str, **fields: Any) -> None:
         for cb in self.callbacks:
-            cb.on_event(self, name, fields)
+            cb.on_event(self.context, name, fields)
 
     # ---- the loop ---------------------------------------------------------------------------------------
     def fit(self) -> bool:
         """Train until max_steps; returns False when interrupted (Ctrl-C), after callbacks saved a state."""
+        self._set_text_encoder_mode()
         for cb in self.callbacks:
-            cb.on_train_start(self)
+            cb.on_train_start(self.context)
         interrupted = False
         try:
             while self.progress.global_step < self.settings.max_steps:
@@ -114,12 +118,10 @@ class Trainer:
         except StopTraining:
             interrupted = True
         for cb in reversed(self.callbacks):  # teardown in reverse: savers still report to open progress streams
-            cb.on_train_end(self, interrupted)
+            cb.on_train_end(self.context, interrupted)
         return not interrupted
 
     def _run_epoch(self) -> None:
-        from ..data.dataset import iterate_batches
-
         acc = self.accelerator
         plans = self.data.epoch_plan(self.progress.epoch, self.settings.seed, acc.process_index, acc.num_processes)
         remaining = plans[self.progress.batch_in_epoch:]
@@ -127,34 +129,39 @@ class Trainer:
         for group in _groups(batches, self.settings.grad_accum):
             if self.progress.global_step >= self.settings.max_steps:
                 return
-            start = time.perf_counter()
-            extra = [b for stream in self.streams for b in stream.batches_for_step(self, self.progress.global_step)]
-            result = replace(self.step(group + extra), seconds=time.perf_counter() - start)  # ETA counts streams
+            start = time.perf_counter()  # the step's time includes making its streams' batches (ETA, it/s)
+            extra = [b for stream in self.streams for b in stream.batches_for_step(self.context, self.progress.global_step)]
+            result = self.step(group + extra, started=start)
             self.progress.batch_in_epoch += len(group)
             for cb in self.callbacks:
-                cb.on_step_end(self, result)
+                cb.on_step_end(self.context, result)
             if self._stop_agreed():
                 raise StopTraining
         if self.progress.batch_in_epoch >= len(plans):
             self.progress.epoch += 1
             self.progress.batch_in_epoch = 0
             for cb in self.callbacks:
-                cb.on_epoch_end(self)
+                cb.on_epoch_end(self.context)
 
     def _stop_agreed(self) -> bool:
         """Every process stops after the same step, or DDP's collectives would wait for each other forever."""
         if self.accelerator.num_processes == 1:
-            return self.stop_requested
-        flag = torch.tensor([float(self.stop_requested)], device=self.device)
+            return self.stop.is_set()
+        flag = torch.tensor([float(self.stop.is_set())], device=self.device)
         return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
 
-    def step(self, batches: list[Batch]) -> StepResult:
-        """One optimizer step over micro-batches (gradient accumulation and extra streams alike)."""
-        start = time.perf_counter()
+    def _set_text_encoder_mode(self) -> None:
+        """At the start and when text_encoder_until is reached: the text encoder trains, or is frozen in eval mode."""
+        training = self.text_encoder_training
+        self.model.text_encoder.requires_grad_(training)
+        self.model.text_encoder.train(training)
+
+    def step(self, batches: list[Batch], started: float | None = None) -> StepResult:
+        """One optimizer step over micro-batches (gradient accumulation and extra streams alike); `started`: when
+        the step's work began (before its streams' batches were made), for its time."""
+        start = time.perf_counter() if started is None else started
         acc, unet, te = self.accelerator, self.model.unet, self.model.text_encoder
         train_te = self.text_encoder_training
-        te.requires_grad_(train_te)
-        te.train(train_te)
         total = sum(len(b) for b in batches)
         losses: dict[str, list[torch.Tensor]] = {}
         for i, batch in enumerate(batches):
@@ -176,6 +183,8 @@ class Trainer:
             self.lr_scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.progress.global_step += 1
+        if self.progress.global_step == self.settings.text_encoder_until:
+            self._set_text_encoder_mode()
         flat = {name: torch.cat(parts) for name, parts in losses.items()}
         everything = torch.cat(list(flat.values()))
         return StepResult(step=self.progress.global_step, epoch=self.progress.epoch + 1,
@@ -189,21 +198,14 @@ class Trainer:
 
         Training passes the run's generator; validation passes its own fixed one (under no_grad), so measuring
         never changes what training draws next."""
-        from ..text.conditioning import chunk_tokens, encode_chunks
-        from .losses import diffusion_loss
-        from .timesteps import sample_timesteps
-        from .noise import add_noise, perturb_noise, sample_noise
-
-        model, gen, dev = self.model, generator, self.device
+        model, dev = self.model, self.device
         # Every host-to-device copy happens before the U-Net is queued: a copy issued after it would make the
         # CPU wait for the forward pass, so the backward's kernels could not be queued while it runs.
         ac = self._alphas_on(dev)
         weights = batch.loss_weights.to(dev)
-        latents = self.latents_of(batch, gen)
+        latents = self.latents_of(batch, generator)
         tokens = chunk_tokens(model.tokenizer, batch.captions, self.settings.max_chunks, model.family).to(dev)
-        noise = sample_noise(latents, gen, **self.noise_options["noise"])
-        timesteps = sample_timesteps(latents.shape[0], gen, **self.noise_options["timesteps"]).to(dev)
-        model_noise = perturb_noise(noise, gen, **self.noise_options["perturb"])
+        noise, timesteps, model_noise = self.noise_options.draw(latents, generator)
         with torch.set_grad_enabled(train_te):
             cond = encode_chunks(model.text_encoder, tokens, self.settings.clip_skip, model.family)
         noisy = add_noise(latents, model_noise, timesteps, ac)
@@ -222,13 +224,67 @@ class Trainer:
             return batch.latents.to(self.device)
         return encode_latents(self.model.vae, batch.pixels.to(self.device), generator)
 
+    # ---- the resumable state ---------------------------------------------------------------------------
+    def write_state(self, folder: Path) -> None:
+        """Save everything a resume needs (`library.training.state`); called on every process."""
+        from accelerate.utils import gather_object
 
-@torch.no_grad()
-def encode_latents(vae: torch.nn.Module, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Sample the VAE posterior with `generator` (CPU draws: the same on any device) and scale as SD expects."""
-    dist = vae.encode(pixels.to(next(vae.parameters()).dtype)).latent_dist
-    noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean)
-    return (dist.mean + dist.std * noise) * vae.config.scaling_factor
+        rng = gather_object([rng_state(self.generator)])
+        if self.accelerator.is_main_process:
+            modules = {"unet": self._plain_model().unet}  # the training weights (schedule-free: not the eval ones)
+            if self.settings.text_encoder_until is not None:
+                modules["text_encoder"] = self.model.text_encoder
+            progress = replace(self.progress, extra={
+                "streams": {s.name: s.state_dict() for s in self.streams},
+                "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks}})
+            save_state(folder, progress=progress, modules=modules, optimizer=self.optimizer,
+                       lr_scheduler=self.lr_scheduler, scaler=getattr(self.accelerator, "scaler", None),
+                       rng_per_rank=rng, fingerprint=self.settings.fingerprint, seed=self.settings.seed)
+        self.accelerator.wait_for_everyone()
+
+    def restore(self, state: LoadedState) -> None:
+        """Continue from a saved state: weights, optimizer, schedule, scaler, this rank's RNG, plug-ins, position."""
+        self._plain_model().unet.load_state_dict(state.weights["unet"])  # copies, keeping each dtype
+        if "text_encoder" in state.weights:
+            self.model.text_encoder.load_state_dict(state.weights["text_encoder"])
+        self.optimizer.load_state_dict(state.optimizer["optimizer"])
+        self.lr_scheduler.load_state_dict(state.optimizer["lr_scheduler"])
+        scaler = getattr(self.accelerator, "scaler", None)
+        if scaler is not None and state.optimizer.get("scaler"):
+            scaler.load_state_dict(state.optimizer["scaler"])
+        restore_rng(self.generator, state.rng_per_rank[self.accelerator.process_index])
+        extra = state.progress.extra
+        for stream in self.streams:
+            stream.load_state_dict(extra.get("streams", {}).get(stream.name, {}))
+        for cb in self.callbacks:
+            cb.load_state_dict(extra.get("callbacks", {}).get(type(cb).__name__, {}))
+        self.progress = Progress(state.progress.global_step, state.progress.epoch, state.progress.batch_in_epoch)
+
+
+class TrainerContext:
+    """The `LoopContext` plug-ins get: a narrow view of the trainer (`library.plugins`)."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self._trainer = trainer
+        acc = trainer.accelerator
+        self.rank, self.world_size, self.device = acc.process_index, acc.num_processes, acc.device
+        self.dtype = weight_dtype(acc.mixed_precision)
+        self.max_steps, self.steps_per_epoch = trainer.settings.max_steps, trainer.settings.steps_per_epoch
+        self.log_event, self.sampling_model, self.write_state = (trainer.log_event, trainer.sampling_model,
+                                                                 trainer.write_state)
+        self.wait_for_everyone = acc.wait_for_everyone
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def global_step(self) -> int:
+        return self._trainer.progress.global_step
+
+    @property
+    def epoch(self) -> int:
+        return self._trainer.progress.epoch
 
 
 def _groups(batches: Iterator[Batch], size: int) -> Iterator[list[Batch]]:

@@ -94,8 +94,7 @@ def huber_c(timesteps: torch.Tensor, schedule: HuberSchedule, c: float, scale: f
     if schedule == "exponential":
         return c ** (t / len(alphas_cumprod)) * scale
     if schedule == "snr":
-        alpha_bar = at_timesteps(alphas_cumprod, timesteps)
-        sigma = ((1.0 - alpha_bar) / alpha_bar).sqrt()
+        sigma = snr(timesteps, alphas_cumprod).rsqrt()
         return (1.0 - c) / (1.0 + sigma) ** 2 + c
     raise ValueError(f"huber_schedule must be constant, exponential or snr, not {schedule!r}")
 

@@ -16,7 +16,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, ReduceLROnPlateau
 
 from ..errors import UserError
-from .optimizers import call_with_options, import_class
+from .optimizers import call_with_options, import_class, is_schedule_free
 
 if TYPE_CHECKING:
     from ..config.train_config import OptimizerArgs
@@ -181,7 +181,7 @@ def make_lr_scheduler(optimizer: torch.optim.Optimizer, name: str, *, total_step
         _forbid_warmup(warmup_steps, "AdaFactor with relative_step=True",
                        "remove it, or use optimizer_args warmup_init=True")
         return AdafactorSchedule(optimizer, optimizer.param_groups[0]["lr"])
-    if type(optimizer).__name__.endswith("ScheduleFree"):
+    if is_schedule_free(optimizer):
         return LambdaLR(optimizer, functools.partial(lr_multiplier, "constant", total=total_steps))
     if scheduler_type:
         _forbid_warmup(warmup_steps, f"lr_scheduler_type {scheduler_type}", "remove it")

@@ -14,7 +14,6 @@ import torch
 from ..config import LoadedConfig, TrainConfig
 from ..errors import UserError
 from ..models.sd_model import PRECISIONS
-from .loop import encode_latents
 
 
 def load_base_model(train: TrainConfig):
@@ -77,6 +76,14 @@ def prepare_model(model, train: TrainConfig, accelerator, say) -> None:
 def weight_dtype(precision: str) -> torch.dtype:
     """The torch dtype of a mixed_precision value ("no": float32)."""
     return PRECISIONS.get(precision, torch.float32)
+
+
+@torch.no_grad()
+def encode_latents(vae: torch.nn.Module, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Sample the VAE posterior with `generator` (CPU draws: the same on any device) and scale as SD expects."""
+    dist = vae.encode(pixels.to(next(vae.parameters()).dtype)).latent_dist
+    noise = torch.randn(dist.mean.shape, generator=generator).to(dist.mean)
+    return (dist.mean + dist.std * noise) * vae.config.scaling_factor
 
 
 def cache_latents(data, model, train: TrainConfig, accelerator) -> None:

@@ -7,10 +7,16 @@ dtype at the end.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
-from .timesteps import at_timesteps
+from .timesteps import at_timesteps, sample_timesteps
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
 
 
 def _randn(shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -77,3 +83,35 @@ def add_noise(latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tenso
     """Forward diffusion q(x_t | x_0) (DDPM, Ho et al. 2020): sqrt(ᾱ_t)·x_0 + sqrt(1 − ᾱ_t)·ε, in float32."""
     alpha_bar = at_timesteps(alphas_cumprod, timesteps, latents.ndim)
     return (alpha_bar.sqrt() * latents.float() + (1.0 - alpha_bar).sqrt() * noise.float()).to(latents.dtype)
+
+
+@dataclass(frozen=True)
+class NoiseOptions:
+    """The noise and timestep settings of a run; field names and defaults are kohya's option names and defaults."""
+
+    noise_offset: float | None = None
+    noise_offset_random_strength: bool = False
+    adaptive_noise_scale: float | None = None
+    multires_noise_iterations: int | None = None
+    multires_noise_discount: float = 0.3
+    ip_noise_gamma: float | None = None
+    ip_noise_gamma_random_strength: bool = False
+    min_timestep: int | None = None
+    max_timestep: int | None = None
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> NoiseOptions:
+        """The same-named fields of `config.training`."""
+        return cls(**{f.name: getattr(config.training, f.name) for f in fields(cls)})
+
+    def draw(self, latents: torch.Tensor, generator: torch.Generator
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ε, timesteps on the latents' device, the ε the model input is noised with), drawn in this order."""
+        noise = sample_noise(latents, generator, noise_offset=self.noise_offset,
+                             noise_offset_random_strength=self.noise_offset_random_strength,
+                             adaptive_noise_scale=self.adaptive_noise_scale,
+                             multires_iterations=self.multires_noise_iterations,
+                             multires_discount=self.multires_noise_discount)
+        timesteps = sample_timesteps(latents.shape[0], generator, self.min_timestep, self.max_timestep)
+        model_noise = perturb_noise(noise, generator, self.ip_noise_gamma, self.ip_noise_gamma_random_strength)
+        return noise, timesteps.to(latents.device), model_noise

@@ -183,11 +183,16 @@ def make_optimizer(name: str, param_groups: list[dict], lr: float, args: dict[st
     if lr_arg is None:  # relative-step AdaFactor never reads group["lr"]: it is what the lr log shows before step 1
         for group in optimizer.param_groups:
             group["lr"] = lr
-    if type(optimizer).__name__.endswith("ScheduleFree"):
+    if is_schedule_free(optimizer):
         optimizer.train()
         notes.append(f"{name} is schedule-free: it needs no lr schedule, so lr_scheduler and lr_warmup_steps are "
                      "not used (warm up with optimizer_args warmup_steps=N)")
     return optimizer, notes
+
+
+def is_schedule_free(optimizer: torch.optim.Optimizer) -> bool:
+    """Schedule-free optimizers (Defazio et al. 2024) keep separate weights for evaluation, switched by .eval()/.train()."""
+    return type(optimizer).__name__.endswith("ScheduleFree")
 
 
 def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .callbacks import Callback, StepResult
+from ..plugins import Callback, LoopContext, StepResult
 
 
 @dataclass
@@ -48,29 +48,29 @@ class JsonlProgress(Callback):
         self.stream.write(json.dumps(record, default=str) + "\n")
         self.stream.flush()
 
-    def on_train_start(self, trainer) -> None:
-        if trainer.is_main:
-            self.emit("start", step=trainer.progress.global_step, total_steps=trainer.settings.max_steps,
-                      steps_per_epoch=trainer.steps_per_epoch, epoch=trainer.progress.epoch + 1)
+    def on_train_start(self, ctx: LoopContext) -> None:
+        if ctx.is_main:
+            self.emit("start", step=ctx.global_step, total_steps=ctx.max_steps,
+                      steps_per_epoch=ctx.steps_per_epoch, epoch=ctx.epoch + 1)
 
-    def on_step_end(self, trainer, result: StepResult) -> None:
-        if trainer.is_main:
+    def on_step_end(self, ctx: LoopContext, result: StepResult) -> None:
+        if ctx.is_main:
             rate = self.rate.update(result.seconds)
-            self.emit("step", step=result.step, total_steps=trainer.settings.max_steps, epoch=result.epoch,
+            self.emit("step", step=result.step, total_steps=ctx.max_steps, epoch=result.epoch,
                       loss=result.loss, losses=result.stream_losses, lr=result.lr, samples=result.samples,
-                      it_s=round(rate, 4), eta_s=round(self.rate.eta(trainer.settings.max_steps - result.step), 1))
+                      it_s=round(rate, 4), eta_s=round(self.rate.eta(ctx.max_steps - result.step), 1))
 
-    def on_epoch_end(self, trainer) -> None:
-        if trainer.is_main:
-            self.emit("epoch", epoch=trainer.progress.epoch, step=trainer.progress.global_step)
+    def on_epoch_end(self, ctx: LoopContext) -> None:
+        if ctx.is_main:
+            self.emit("epoch", epoch=ctx.epoch, step=ctx.global_step)
 
-    def on_event(self, trainer, name: str, fields: dict[str, Any]) -> None:
-        if trainer.is_main:
+    def on_event(self, ctx: LoopContext, name: str, fields: dict[str, Any]) -> None:
+        if ctx.is_main:
             self.emit(name, **fields)
 
-    def on_train_end(self, trainer, interrupted: bool) -> None:
-        if trainer.is_main:
-            self.emit("end", step=trainer.progress.global_step, interrupted=interrupted)
+    def on_train_end(self, ctx: LoopContext, interrupted: bool) -> None:
+        if ctx.is_main:
+            self.emit("end", step=ctx.global_step, interrupted=interrupted)
         if self.stream not in (sys.stdout, sys.stderr):
             self.stream.close()
 
@@ -82,22 +82,22 @@ class TqdmProgress(Callback):
     bar: Any = None
     smoothed: float | None = None
 
-    def on_train_start(self, trainer) -> None:
+    def on_train_start(self, ctx: LoopContext) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=trainer.settings.max_steps, initial=trainer.progress.global_step, desc="steps",
-                        disable=not trainer.is_main, dynamic_ncols=True, smoothing=0.1)
+        self.bar = tqdm(total=ctx.max_steps, initial=ctx.global_step, desc="steps",
+                        disable=not ctx.is_main, dynamic_ncols=True, smoothing=0.1)
 
-    def on_step_end(self, trainer, result: StepResult) -> None:
+    def on_step_end(self, ctx: LoopContext, result: StepResult) -> None:
         self.smoothed = result.loss if self.smoothed is None else 0.95 * self.smoothed + 0.05 * result.loss
         self.bar.set_postfix(loss=f"{self.smoothed:.4f}", lr=f"{result.lr:.2e}", epoch=result.epoch, refresh=False)
         self.bar.update(1)
 
-    def on_event(self, trainer, name: str, fields: dict[str, Any]) -> None:
-        if trainer.is_main and name in ("save", "state", "sample", "note"):
+    def on_event(self, ctx: LoopContext, name: str, fields: dict[str, Any]) -> None:
+        if ctx.is_main and name in ("save", "state", "sample", "note"):
             self.bar.write(f"{name}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
 
-    def on_train_end(self, trainer, interrupted: bool) -> None:
+    def on_train_end(self, ctx: LoopContext, interrupted: bool) -> None:
         self.bar.close()
 
 
@@ -114,27 +114,27 @@ class TensorBoardLog(Callback):
         run = Path(logging_dir) / f"{prefix or ''}{time.strftime('%Y%m%d%H%M%S')}"
         return run / tracker_name if tracker_name else run
 
-    def on_train_start(self, trainer) -> None:
-        if trainer.is_main:
+    def on_train_start(self, ctx: LoopContext) -> None:
+        if ctx.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.log_dir))
             if self.options_toml:
                 self.writer.add_text("options", "```toml\n" + self.options_toml + "```", 0)
 
-    def on_step_end(self, trainer, result: StepResult) -> None:
+    def on_step_end(self, ctx: LoopContext, result: StepResult) -> None:
         if self.writer is not None:
             self.writer.add_scalar("loss/total", result.loss, result.step)
             for name, value in result.stream_losses.items():
                 self.writer.add_scalar(f"loss/{name}", value, result.step)
             self.writer.add_scalar("lr/unet", result.lr, result.step)
 
-    def on_event(self, trainer, name: str, fields: dict[str, Any]) -> None:
+    def on_event(self, ctx: LoopContext, name: str, fields: dict[str, Any]) -> None:
         """Events with `scalars` (e.g. the regularization monitor's) are plotted as `<event>/<name>`."""
         if self.writer is not None and "scalars" in fields:
             for key, value in fields["scalars"].items():
-                self.writer.add_scalar(f"{name}/{key}", value, fields.get("step", trainer.progress.global_step))
+                self.writer.add_scalar(f"{name}/{key}", value, fields.get("step", ctx.global_step))
 
-    def on_train_end(self, trainer, interrupted: bool) -> None:
+    def on_train_end(self, ctx: LoopContext, interrupted: bool) -> None:
         if self.writer is not None:
             self.writer.close()

@@ -1,7 +1,10 @@
-"""One training run, assembled from the config: data, accelerator, model, optimizer, callbacks, resume.
+"""One training run: resolved first (seed, length, options, the state it resumes), then assembled in one go.
 
-The order matters for users: the dataset is scanned (and an empty or broken one reported) before any
-model loads, and the config echo comes first in the log so a pasted log says how the run was set up.
+`resolve_run` decides everything a run is before anything is built, so no part can capture a value that a later
+step would change (a resumed run's seed is the saved one from the start); `assemble` builds the optimizer,
+schedules and plug-ins and hands them to the `Trainer` whole. The order matters for users too: the dataset is
+scanned (and an empty or broken one reported) and a resume folder read before any model loads, and the config
+echo comes first in the log so a pasted log says how the run was set up.
 """
 
 from __future__ import annotations
@@ -11,31 +14,38 @@ import json
 import platform
 import signal
 import sys
+import threading
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
 from ..config import LoadedConfig, TrainConfig, dump_args_toml
+from ..data.dataset import build_training_data
 from ..errors import UserError
-from ..regularization.setup import plan_regularization
-from .callbacks import Callback, Stream
-from .loop import TrainSettings, Trainer, steps_per_epoch
+from ..plugins import Callback, Stream
+from ..regularization.setup import RegularizationPlan, plan_regularization
+from .loop import TrainSettings, Trainer
+from .losses import LossOptions
 from .model_setup import cache_latents, load_base_model, prepare_model, text_encoder_until
-from .outputs import save_trained_model
-from .resume import resume, write_state
+from .noise import NoiseOptions
+from .outputs import TrainedModelWriter
+from .state import LoadedState, load_state
 from .support import unsupported_notes
+
+if TYPE_CHECKING:
+    from ..data.dataset import TrainingData
+    from ..models.sd_model import SDModel
 
 
 def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callbacks: Sequence[Callback] = ()) -> int:
     """Train as configured; returns the process exit code (0 done, 130 interrupted with a saved state).
 
     `streams` and `callbacks` are the plug-in points of the workflows built on the trainer (regularization
-    streams, validation, drift probes): they join the run's own before it starts, and are saved with its state.
+    streams, validation, drift probes): they join the run's own, and are saved with its state.
     """
-    from ..data.dataset import build_training_data
-
     train = loaded.train
     if loaded.datasets is None:
         raise UserError("no training data: set train_data_dir (the parent of `10_name` folders), in_json with "
@@ -50,27 +60,22 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
     if train.dataset.debug_dataset:
         say("\n".join(debug_batches(data, train)))
         return 0
+    plan = resolve_run(train, loaded, data, accelerator, say)
     regularization = plan_regularization(train, data, say, accelerator.is_main_process)
     model = load_base_model(train)
     say("\n".join(model.describe()))
-    settings = make_settings(train, loaded, data, accelerator)
-    if train.training.seed is None:
-        say(f"note: no seed given; this run uses seed {settings.seed} (set seed = {settings.seed} to repeat it).")
-    say(truncation_note(model, data, settings.max_chunks))
+    say(truncation_note(model, data, plan.settings.max_chunks))
     prepare_model(model, train, accelerator, say)
     if train.dataset.cache_latents or train.dataset.cache_latents_to_disk:
         cache_latents(data, model, train, accelerator)
-    trainer = make_trainer(train, model, data, accelerator, settings, say)
-    if regularization is not None:  # sized by the first dataset with training (not class) images
-        first = next(d for d in loaded.datasets.datasets if any(not s.is_reg for s in d.subsets))
-        reg_streams, reg_callbacks = regularization.attach(
-            train, trainer, first.resolution or (model.config.resolution,) * 2, first.batch_size)
-        streams, callbacks = [*reg_streams, *streams], [*reg_callbacks, *callbacks]
-    trainer.streams += list(streams)
-    trainer.callbacks[-1:-1] = list(callbacks)  # before the saver, which writes their state
-    if train.saving.resume:
-        resume(trainer, Path(train.saving.resume), say)
-    previous = _install_interrupt(trainer, say)
+    if regularization is not None:
+        streams, callbacks = _with_regularization(regularization, loaded, plan.settings, model, streams, callbacks)
+    trainer = assemble(train, plan, model, data, accelerator, streams, callbacks, say)
+    if plan.resume_from is not None:
+        trainer.restore(plan.resume_from)
+        say(f"resumed from {train.saving.resume} at step {trainer.progress.global_step} "
+            f"(epoch {trainer.progress.epoch + 1}).")
+    previous = _install_interrupt(trainer.stop, say)
     try:
         finished = trainer.fit()
     except KeyboardInterrupt:  # the second Ctrl-C: mid-step, so no state is written that could be inconsistent
@@ -80,6 +85,89 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
         signal.signal(signal.SIGINT, previous)
     say("training finished." if finished else "training interrupted: a resumable state was saved (see above).")
     return 0 if finished else 130
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run is, decided before anything is built: the numbers, the noise and loss options, and the state it
+    continues from (whose seed the settings already hold, so every part built from them draws as the first run)."""
+
+    settings: TrainSettings
+    noise: NoiseOptions
+    loss: LossOptions
+    resume_from: LoadedState | None = None
+
+
+def resolve_run(train: TrainConfig, loaded: LoadedConfig, data: TrainingData, accelerator, say) -> RunPlan:
+    """The seed (the saved one when resuming, else the option, else one drawn and told), the run's length in
+    steps, and the options; a resume folder is read here, so a wrong one is reported before any model loads."""
+    state = load_state(train.saving.resume) if train.saving.resume else None
+    fingerprint = _fingerprint(train)
+    if state is not None:
+        if accelerator.num_processes > len(state.rng_per_rank):
+            raise UserError(f"{train.saving.resume}: saved with {len(state.rng_per_rank)} processes; resume with the "
+                            f"same number.")
+        if state.fingerprint != fingerprint:
+            say(f"note: {train.saving.resume} was saved with different core options (learning rate, optimizer, "
+                f"batch, seed, ...); continuing with the current ones.")
+        seed = state.seed
+    elif train.training.seed is not None:
+        seed = train.training.seed
+    else:  # kohya draws one; every process must use the same, or their data shards would overlap
+        from accelerate.utils import broadcast_object_list
+        seed = broadcast_object_list([int(torch.randint(0, 2**31 - 1, ()).item())])[0]
+        say(f"note: no seed given; this run uses seed {seed} (set seed = {seed} to repeat it).")
+    batches = data.batches_per_epoch(accelerator.num_processes)
+    settings = TrainSettings(
+        seed=seed, max_steps=data.schedule.max_steps(batches), steps_per_epoch=data.schedule.steps_per_epoch(batches),
+        grad_accum=train.training.gradient_accumulation_steps, max_grad_norm=train.optimizer.max_grad_norm,
+        text_encoder_until=text_encoder_until(train, loaded), max_chunks=train.model.max_token_length // 75,
+        clip_skip=train.model.clip_skip, num_workers=min(train.dataset.max_data_loader_n_workers, _cpus()),
+        persistent_workers=train.dataset.persistent_data_loader_workers, fingerprint=fingerprint)
+    return RunPlan(settings, NoiseOptions.from_config(train), LossOptions.from_config(train), state)
+
+
+def _with_regularization(regularization: RegularizationPlan, loaded: LoadedConfig, settings: TrainSettings,
+                         model: SDModel, streams: Sequence[Stream], callbacks: Sequence[Callback]
+                         ) -> tuple[list[Stream], list[Callback]]:
+    """The regularization stream and monitor first, sized by the first dataset with training (not class) images."""
+    first = next(d for d in loaded.datasets.datasets if any(not s.is_reg for s in d.subsets))
+    reg_streams, reg_callbacks = regularization.plug_ins(
+        loaded.train, settings.seed, first.resolution or (model.config.resolution,) * 2,
+        first.batch_size * settings.grad_accum)
+    return [*reg_streams, *streams], [*reg_callbacks, *callbacks]
+
+
+def assemble(train: TrainConfig, plan: RunPlan, model: SDModel, data: TrainingData, accelerator,
+             streams: Sequence[Stream], callbacks: Sequence[Callback], say) -> Trainer:
+    """The trainer with everything it runs with, built in one go: optimizer, lr schedule, noise schedule, plug-ins."""
+    from ..sampling.schedule import alphas_cumprod, rescale_zero_terminal_snr
+    from .lr_schedules import lr_scheduler_from_config
+    from .optimizers import describe_optimizer, make_optimizer
+
+    opt, settings = train.optimizer, plan.settings
+    groups = [{"params": [p for p in model.unet.parameters()], "lr": opt.learning_rate}]
+    if settings.text_encoder_until is not None:
+        groups.append({"params": [p for p in model.text_encoder.parameters()],
+                       "lr": opt.learning_rate_te if opt.learning_rate_te is not None else opt.learning_rate})
+    optimizer, notes = make_optimizer(opt.optimizer_type, groups, opt.learning_rate, opt.optimizer_args)
+    for note in notes:
+        say(f"note: {note}")
+    # Stepped once per optimizer step on every process, so it spans max_steps (not max_steps x processes).
+    scheduler = lr_scheduler_from_config(optimizer, opt, settings.max_steps)
+    model.unet, optimizer = accelerator.prepare(model.unet, optimizer)
+    ac = alphas_cumprod(model.config.scheduler)
+    if train.training.zero_terminal_snr:
+        ac = rescale_zero_terminal_snr(ac)
+    run_metadata = {"ss_max_train_steps": settings.max_steps, "ss_seed": settings.seed,
+                    "ss_optimizer": describe_optimizer(optimizer), "ss_v2": model.family == "sd2",
+                    "ss_tag_frequency": data.tag_frequency}
+    writer = TrainedModelWriter(train, run_metadata, train.saving.save_precision)
+    own = make_callbacks(train, settings, model.config.resolution, writer, say, accelerator.is_main_process)
+    return Trainer(accelerator=accelerator, model=model, data=data, optimizer=optimizer, lr_scheduler=scheduler,
+                   settings=settings, alphas_cumprod=ac, loss_options=plan.loss, noise_options=plan.noise,
+                   callbacks=[*own[:-1], *callbacks, own[-1]],  # the saver last: it writes the others' state
+                   streams=list(streams))
 
 
 def make_accelerator(train: TrainConfig):
@@ -149,27 +237,6 @@ def truncation_note(model, data, max_chunks: int) -> str:
             f"{max(dropped)} tokens at their end are not trained. Set max_token_length = 150 or 225 to keep them.")
 
 
-def total_steps(train: TrainConfig, steps_per_epoch: int) -> int:
-    epochs = train.training.max_train_epochs
-    return epochs * steps_per_epoch if epochs else train.training.max_train_steps
-
-
-def make_settings(train: TrainConfig, loaded: LoadedConfig, data, accelerator) -> TrainSettings:
-    accum = train.training.gradient_accumulation_steps
-    per_epoch = steps_per_epoch(data.batches_per_epoch(accelerator.num_processes), accum)
-    seed = train.training.seed
-    if seed is None:  # kohya draws one; every process must use the same, or their data shards would overlap
-        from accelerate.utils import broadcast_object_list
-        seed = broadcast_object_list([int(torch.randint(0, 2**31 - 1, ()).item())])[0]
-    return TrainSettings(
-        seed=seed, max_steps=total_steps(train, per_epoch), grad_accum=accum,
-        max_grad_norm=train.optimizer.max_grad_norm, text_encoder_until=text_encoder_until(train, loaded),
-        max_chunks=train.model.max_token_length // 75, clip_skip=train.model.clip_skip,
-        num_workers=min(train.dataset.max_data_loader_n_workers, _cpus()),
-        persistent_workers=train.dataset.persistent_data_loader_workers,
-        fingerprint=_fingerprint(train))
-
-
 def _cpus() -> int:
     import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -183,53 +250,16 @@ def _fingerprint(train: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def make_trainer(train: TrainConfig, model, data, accelerator, settings: TrainSettings, say) -> Trainer:
-    from ..sampling.schedule import alphas_cumprod, rescale_zero_terminal_snr
-    from .losses import LossOptions
-    from .lr_schedules import lr_scheduler_from_config
-    from .optimizers import describe_optimizer, make_optimizer
-
-    opt = train.optimizer
-    groups = [{"params": [p for p in model.unet.parameters()], "lr": opt.learning_rate}]
-    if settings.text_encoder_until is not None:
-        groups.append({"params": [p for p in model.text_encoder.parameters()],
-                       "lr": opt.learning_rate_te if opt.learning_rate_te is not None else opt.learning_rate})
-    else:
-        model.text_encoder.requires_grad_(False)
-        model.text_encoder.eval()
-    optimizer, notes = make_optimizer(opt.optimizer_type, groups, opt.learning_rate, opt.optimizer_args)
-    settings.optimizer_description = describe_optimizer(optimizer)
-    for note in notes:
-        say(f"note: {note}")
-    # Stepped once per optimizer step on every process, so it spans max_steps (not max_steps x processes).
-    scheduler = lr_scheduler_from_config(optimizer, opt, settings.max_steps)
-    model.unet, optimizer = accelerator.prepare(model.unet, optimizer)
-    ac = alphas_cumprod(model.config.scheduler)
-    if train.training.zero_terminal_snr:
-        ac = rescale_zero_terminal_snr(ac)
-    t = train.training
-    noise_options = {
-        "noise": dict(noise_offset=t.noise_offset, noise_offset_random_strength=t.noise_offset_random_strength,
-                      adaptive_noise_scale=t.adaptive_noise_scale, multires_iterations=t.multires_noise_iterations,
-                      multires_discount=t.multires_noise_discount),
-        "timesteps": dict(min_timestep=t.min_timestep, max_timestep=t.max_timestep),
-        "perturb": dict(ip_noise_gamma=t.ip_noise_gamma, random_strength=t.ip_noise_gamma_random_strength),
-    }
-    trainer = Trainer(accelerator=accelerator, model=model, data=data, optimizer=optimizer, lr_scheduler=scheduler,
-                      settings=settings, alphas_cumprod=ac, loss_options=LossOptions.from_config(train),
-                      noise_options=noise_options)
-    trainer.callbacks = make_callbacks(train, trainer)
-    return trainer
-
-
-def make_callbacks(train: TrainConfig, trainer: Trainer) -> list[Callback]:
+def make_callbacks(train: TrainConfig, settings: TrainSettings, model_resolution: int,
+                   writer: TrainedModelWriter, say, is_main: bool) -> list[Callback]:
+    """Progress displays, logs, sample images, and the checkpoint saver (last)."""
     from .progress import JsonlProgress, TensorBoardLog, TqdmProgress
-    from .samples import SampleImages, SampleSchedule
+    from .samples import SampleImages, SampleOptions
     from .saving import CheckpointSaver, SavePolicy
 
     out = Path(train.saving.output_dir)
     callbacks: list[Callback] = [JsonlProgress(sys.stdout)] if train.certain.progress_stdout else [TqdmProgress()]
-    if train.certain.progress_jsonl and trainer.is_main:
+    if train.certain.progress_jsonl and is_main:
         callbacks.append(JsonlProgress.to_file(train.certain.progress_jsonl))
     lg = train.logging
     if lg.logging_dir:
@@ -237,40 +267,39 @@ def make_callbacks(train: TrainConfig, trainer: Trainer) -> list[Callback]:
         callbacks.append(TensorBoardLog(run_dir, dump_args_toml(train) if lg.log_config else None))
     if train.sample_prompt.sample_prompts:
         s = train.sample_prompt
-        size = train.dataset.resolution or (trainer.model.config.resolution,) * 2
-        callbacks.append(SampleImages(SampleSchedule(Path(s.sample_prompts), s.sample_every_n_steps,
-                                                     s.sample_every_n_epochs, s.sample_at_first,
-                                                     sample_sampler(s.sample_sampler, trainer), tuple(size)),
+        size = train.dataset.resolution or (model_resolution,) * 2
+        callbacks.append(SampleImages(SampleOptions(Path(s.sample_prompts), s.sample_every_n_steps,
+                                                    s.sample_every_n_epochs, s.sample_at_first,
+                                                    sample_images_sampler(s.sample_sampler, say), tuple(size)),
                                       out, train.saving.output_name))
     sv = train.saving
     every_n_epochs = sv.save_every_n_epochs
     if sv.save_n_epoch_ratio:
-        epochs = -(-trainer.settings.max_steps // max(trainer.steps_per_epoch, 1))
+        epochs = -(-settings.max_steps // max(settings.steps_per_epoch, 1))
         every_n_epochs = max(1, epochs // sv.save_n_epoch_ratio)
     policy = SavePolicy(out, sv.output_name, sv.save_model_as or "safetensors", sv.save_precision, every_n_epochs,
                         sv.save_every_n_steps, sv.save_last_n_epochs, sv.save_last_n_epochs_state,
                         sv.save_last_n_steps, sv.save_last_n_steps_state, sv.save_state, sv.save_state_on_train_end)
-    callbacks.append(CheckpointSaver(policy, lambda path: save_trained_model(trainer, train, path, policy),
-                                     lambda folder: write_state(trainer, folder)))
+    callbacks.append(CheckpointSaver(policy, writer))
     return callbacks
 
 
-def sample_sampler(name: str, trainer: Trainer) -> str:
-    """kohya's default is DDIM, which arrives with the A1111 generation issue; until then Euler a stands in."""
+def sample_images_sampler(name: str, say) -> str:
+    """The σ-sampler of sample images; one we don't have falls back to Euler a, with a note in the log."""
     from ..sampling.request import sampler_key
 
     try:
         return sampler_key(name)
     except UserError:
-        _printer(trainer.accelerator)(f"note: sample_sampler `{name}` is not available yet; sample images use Euler a.")
+        say(f"note: sample_sampler `{name}` is not available; sample images use Euler a.")
         return "euler_a"
 
 
-def _install_interrupt(trainer: Trainer, say):
+def _install_interrupt(stop: threading.Event, say):
     """First Ctrl-C: finish the current step, save a resumable state, exit. Second Ctrl-C: stop at once."""
     def handler(signum, frame):
-        if trainer.stop_requested:
+        if stop.is_set():
             raise KeyboardInterrupt
-        trainer.stop_requested = True
+        stop.set()
         say("\nstopping after this step and saving a resumable state (Ctrl-C again to stop at once)...")
     return signal.signal(signal.SIGINT, handler)

@@ -11,9 +11,12 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .callbacks import Callback, StepResult
+from ..plugins import Callback, LoopContext, StepResult
+
+if TYPE_CHECKING:
+    from ..models.sd_model import SDModel
 
 EXTENSIONS = {"safetensors": ".safetensors", "ckpt": ".ckpt", "diffusers": "", "diffusers_safetensors": ""}
 
@@ -55,46 +58,45 @@ class CheckpointSaver(Callback):
     """Saves models (and states) at epoch/step boundaries and at the end."""
 
     policy: SavePolicy
-    save_model: Callable[[Path], None]  # writes the current model (with metadata) to a path
-    save_state: Callable[[Path], None]  # writes the resumable state folder
+    save_model: Callable[[SDModel, Path, LoopContext], None]  # writes a model (with the run's metadata) to a path
 
-    def on_step_end(self, trainer, result: StepResult) -> None:
+    def on_step_end(self, ctx: LoopContext, result: StepResult) -> None:
         p = self.policy
-        if p.every_n_steps and result.step % p.every_n_steps == 0 and result.step < trainer.settings.max_steps:
-            self._save(trainer, p.model_path("step", result.step), p.save_state)
-            self._prune(trainer, "step", result.step)
+        if p.every_n_steps and result.step % p.every_n_steps == 0 and result.step < ctx.max_steps:
+            self._save(ctx, p.model_path("step", result.step), p.save_state)
+            self._prune(ctx, "step", result.step)
 
-    def on_epoch_end(self, trainer) -> None:
-        p, epoch = self.policy, trainer.progress.epoch
-        if p.every_n_epochs and epoch % p.every_n_epochs == 0 and trainer.progress.global_step < trainer.settings.max_steps:
-            self._save(trainer, p.model_path("epoch", epoch), p.save_state)
-            self._prune(trainer, "epoch", epoch)
+    def on_epoch_end(self, ctx: LoopContext) -> None:
+        p, epoch = self.policy, ctx.epoch
+        if p.every_n_epochs and epoch % p.every_n_epochs == 0 and ctx.global_step < ctx.max_steps:
+            self._save(ctx, p.model_path("epoch", epoch), p.save_state)
+            self._prune(ctx, "epoch", epoch)
 
-    def on_train_end(self, trainer, interrupted: bool) -> None:
+    def on_train_end(self, ctx: LoopContext, interrupted: bool) -> None:
         p = self.policy
         if interrupted:
-            self._write_state(trainer, p.state_path(p.model_path("interrupted")))
+            self._write_state(ctx, p.state_path(p.model_path("interrupted")))
             return
-        self._save(trainer, p.model_path("final"), p.save_state or p.save_state_on_train_end)
+        self._save(ctx, p.model_path("final"), p.save_state or p.save_state_on_train_end)
 
-    def _save(self, trainer, path: Path, with_state: bool) -> None:
-        with trainer.eval_weights():  # on every process, so their weights stay identical
-            if trainer.is_main:
-                self.save_model(path)
-        if trainer.is_main:
-            trainer.log_event("save", path=str(path), step=trainer.progress.global_step)
+    def _save(self, ctx: LoopContext, path: Path, with_state: bool) -> None:
+        with ctx.sampling_model() as model:  # on every process, so their weights stay identical
+            if ctx.is_main:
+                self.save_model(model, path, ctx)
+        if ctx.is_main:
+            ctx.log_event("save", path=str(path), step=ctx.global_step)
         if with_state:
-            self._write_state(trainer, self.policy.state_path(path))
-        trainer.accelerator.wait_for_everyone()
+            self._write_state(ctx, self.policy.state_path(path))
+        ctx.wait_for_everyone()
 
-    def _write_state(self, trainer, folder: Path) -> None:
-        self.save_state(folder)  # gathers RNG states from every rank; the main process writes
-        if trainer.is_main:
-            trainer.log_event("state", path=str(folder), step=trainer.progress.global_step)
+    def _write_state(self, ctx: LoopContext, folder: Path) -> None:
+        ctx.write_state(folder)  # gathers RNG states from every rank; the main process writes
+        if ctx.is_main:
+            ctx.log_event("state", path=str(folder), step=ctx.global_step)
 
-    def _prune(self, trainer, kind: str, number: int) -> None:
+    def _prune(self, ctx: LoopContext, kind: str, number: int) -> None:
         """Drop saves that fall out of the keep window (kohya's save_last_n_* semantics)."""
-        if not trainer.is_main:
+        if not ctx.is_main:
             return
         p = self.policy
         if kind == "epoch":

@@ -11,11 +11,10 @@ from ..errors import UserError
 
 
 def sample_timesteps(batch: int, generator: torch.Generator, min_timestep: int | None = None,
-                     max_timestep: int | None = None, num_train_timesteps: int = 1000,
-                     device: torch.device | str | None = None) -> torch.Tensor:
+                     max_timestep: int | None = None, num_train_timesteps: int = 1000) -> torch.Tensor:
     """Uniform integer t in [min, max) per sample, as kohya's get_timesteps; min == max trains that one t.
 
-    Drawn on the generator's device (same numbers on CPU and GPU for one seed), then moved to `device`."""
+    Drawn on the generator's device, so one seed gives the same numbers on CPU and GPU."""
     low = 0 if min_timestep is None else min_timestep
     high = num_train_timesteps if max_timestep is None else max_timestep
     if not 0 <= low <= high <= num_train_timesteps or low == num_train_timesteps:
@@ -25,7 +24,7 @@ def sample_timesteps(batch: int, generator: torch.Generator, min_timestep: int |
         timesteps = torch.full((batch,), high, dtype=torch.long, device=generator.device)
     else:
         timesteps = torch.randint(low, high, (batch,), generator=generator, device=generator.device)
-    return timesteps.to(device or generator.device)
+    return timesteps
 
 
 def at_timesteps(table: torch.Tensor, timesteps: torch.Tensor, ndim: int = 1) -> torch.Tensor:
