@@ -118,3 +118,23 @@ def test_a_sample_sampler_we_lack_is_noted_in_the_run_log():
     assert sample_images_sampler("k_dpm_adaptive", lines.append) == "euler_a"
     assert lines == ["note: sample_sampler `k_dpm_adaptive` is not available; sample images use Euler a."]
     assert sample_images_sampler("Euler a", lines.append) == "euler_a" and len(lines) == 1
+
+
+def test_the_text_encoder_is_frozen_from_stop_text_encoder_training_on(tmp_path, train_args):
+    """Its flags are set at the start and switched once at the step, not reset every step."""
+    from library.config import load_train_config
+    from library.plugins import Callback
+    from library.training.run import run_training
+
+    class TextEncoderFlags(Callback):
+        seen: list[tuple[int, bool, bool]] = []
+
+        def on_step_end(self, ctx, result):
+            with ctx.sampling_model() as model:
+                te = model.text_encoder
+                self.seen.append((result.step, te.training, any(p.requires_grad for p in te.parameters())))
+
+    record = TextEncoderFlags()
+    loaded = load_train_config(train_args(tmp_path, "--max_train_steps", "3", "--stop_text_encoder_training", "2"))
+    assert run_training(loaded, callbacks=[record]) == 0
+    assert record.seen == [(1, True, True), (2, False, False), (3, False, False)]
