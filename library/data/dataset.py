@@ -24,7 +24,7 @@ from .items import Item
 from .latent_cache import CachedLatents, Encode, fill_cache
 from .loader import iterate_batches
 from .pixels import choose_augment, render, to_batch
-from .plan import BatchPlan, BucketGroup, Schedule, batches_per_epoch, epoch_plan
+from .plan import BatchPlan, BucketGroup, TrainingLength, batches_per_epoch, epoch_plan
 
 __all__ = ["BatchPlan", "TrainingData", "build_training_data", "iterate_batches"]  # the loop's whole interface
 
@@ -37,7 +37,7 @@ class TrainingData:
 
     items: list[Item]
     groups: list[BucketGroup]
-    schedule: Schedule
+    length: TrainingLength
     summary: list[str]
     problems: list[str]  # "path: reason" for every file skipped
     notes: list[str]
@@ -61,7 +61,7 @@ class TrainingData:
     def epoch_plan(self, epoch: int, seed: int, rank: int = 0, world_size: int = 1) -> list[BatchPlan]:
         """This rank's batches of `epoch` (counted from 0), in training order; the same arguments always give
         the same plans, so resuming at batch k is `epoch_plan(...)[k:]`."""
-        return epoch_plan(self.groups, self.schedule, epoch, seed, rank, world_size)
+        return epoch_plan(self.groups, self.length, epoch, seed, rank, world_size)
 
     def load_batch(self, plan: BatchPlan) -> Batch:
         """The batch of `plan`, the same every time: latents once cached, else pixels (each image decoded
@@ -103,8 +103,8 @@ def build_training_data(datasets: DatasetConfig, train: TrainConfig, *, strict_d
     if not found.items:
         raise UserError(_empty_message(datasets, found.problems))
     training = train.training
-    schedule = Schedule(training.gradient_accumulation_steps, training.max_train_steps, training.max_train_epochs)
-    return TrainingData(found.items, found.groups, schedule, found.summary, found.problems, found.notes,
+    length = TrainingLength(training.gradient_accumulation_steps, training.max_train_steps, training.max_train_epochs)
+    return TrainingData(found.items, found.groups, length, found.summary, found.problems, found.notes,
                         found.tag_frequency, found.held_out, train.dataset.skip_cache_check)
 
 

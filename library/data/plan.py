@@ -44,8 +44,9 @@ class BucketGroup:
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """The training-length options token warmup needs (gradient accumulation turns batches into steps)."""
+class TrainingLength:
+    """How long training runs, in optimizer steps: the one count of steps per epoch and in all (token warmup and
+    the trainer both use it; gradient accumulation turns batches into steps, and a short last group still steps)."""
 
     gradient_accumulation_steps: int = 1
     max_train_steps: int = 1600
@@ -65,7 +66,7 @@ def batches_per_epoch(groups: list[BucketGroup], world_size: int = 1) -> int:
     return math.ceil(sum(group.batches for group in groups) / world_size)
 
 
-def epoch_plan(groups: list[BucketGroup], schedule: Schedule, epoch: int, seed: int, rank: int = 0,
+def epoch_plan(groups: list[BucketGroup], length: TrainingLength, epoch: int, seed: int, rank: int = 0,
                world_size: int = 1) -> list[BatchPlan]:
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world size {world_size}")
@@ -80,10 +81,10 @@ def epoch_plan(groups: list[BucketGroup], schedule: Schedule, epoch: int, seed: 
     seeded = [(group, tuple((index, rng.getrandbits(63)) for index in members)) for group, members in batches]
     share = shard(seeded, rank, world_size)
     per_rank = len(share)
-    max_steps = schedule.max_steps(per_rank)
-    first = epoch * schedule.steps_per_epoch(per_rank)
+    max_steps = length.max_steps(per_rank)
+    first = epoch * length.steps_per_epoch(per_rank)
     return [BatchPlan(group.dataset, group.bucket, samples, epoch,
-                      first + position // schedule.gradient_accumulation_steps, max_steps)
+                      first + position // length.gradient_accumulation_steps, max_steps)
             for position, (group, samples) in enumerate(share)]
 
 

@@ -119,7 +119,7 @@ def resolve_run(train: TrainConfig, loaded: LoadedConfig, data: TrainingData, ac
         say(f"note: no seed given; this run uses seed {seed} (set seed = {seed} to repeat it).")
     batches = data.batches_per_epoch(accelerator.num_processes)
     settings = TrainSettings(
-        seed=seed, max_steps=data.schedule.max_steps(batches), steps_per_epoch=data.schedule.steps_per_epoch(batches),
+        seed=seed, max_steps=data.length.max_steps(batches), steps_per_epoch=data.length.steps_per_epoch(batches),
         grad_accum=train.training.gradient_accumulation_steps, max_grad_norm=train.optimizer.max_grad_norm,
         text_encoder_until=text_encoder_until(train, loaded), max_chunks=train.model.max_token_length // 75,
         clip_skip=train.model.clip_skip, num_workers=min(train.dataset.max_data_loader_n_workers, _cpus()),
