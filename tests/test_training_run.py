@@ -117,12 +117,17 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, train_args):
 
 def test_resume_across_an_epoch_boundary(tmp_path, train_args):
     """From the last step of epoch 1 (the epoch ends after the resume) and from the epoch's end itself."""
-    common = ("--max_train_epochs", "2", "--save_every_n_steps", "1", "--save_every_n_epochs", "1", "--save_state",
-              "--train_batch_size", "4", "--shuffle_caption")
+    from library.config import load_train_config
+    from library.data.dataset import build_training_data
+
     straight = tmp_path / "straight"
+    common = ("--max_train_epochs", "2", "--train_batch_size", "16", "--shuffle_caption")
+    loaded = load_train_config(train_args(straight, *common))
+    per_epoch = build_training_data(loaded.datasets, loaded.train).batches_per_epoch()
+    common += ("--save_every_n_steps", str(per_epoch - 1), "--save_every_n_epochs", "1", "--save_state")
     assert train_certain.main(train_args(straight, *common)) == 0
-    per_epoch = events(straight, "start")[0]["steps_per_epoch"]
-    assert per_epoch >= 2 and events(straight, "step")[-1]["step"] == 2 * per_epoch
+    assert events(straight, "start")[0]["steps_per_epoch"] == per_epoch >= 3
+    assert events(straight, "step")[-1]["step"] == 2 * per_epoch
     for name, state in (("mid", f"at-step{per_epoch - 1:08d}-state"), ("end", "epoch-000001-state")):
         resumed = tmp_path / name
         assert train_certain.main(train_args(resumed, *common, "--resume", str(straight / state))) == 0
