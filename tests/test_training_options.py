@@ -115,8 +115,8 @@ def test_a_sample_sampler_we_lack_is_noted_in_the_run_log():
     from library.training.run import sample_images_sampler
 
     lines: list[str] = []
-    assert sample_images_sampler("k_dpm_adaptive", lines.append) == "euler_a"
-    assert lines == ["note: sample_sampler `k_dpm_adaptive` is not available; sample images use Euler a."]
+    assert sample_images_sampler("pndm", lines.append) == "euler_a"
+    assert lines == ["note: sample_sampler `pndm` is not available; sample images use Euler a."]
     assert sample_images_sampler("Euler a", lines.append) == "euler_a" and len(lines) == 1
 
 

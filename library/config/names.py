@@ -29,7 +29,7 @@ LR_SCHEDULERS = (
     "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay", "piecewise_constant",
     "reduce_lr_on_plateau", "adafactor",
 )
-SAMPLERS = (
+KOHYA_SAMPLE_SAMPLERS = (
     "ddim", "pndm", "lms", "euler", "euler_a", "heun", "dpm_2", "dpm_2_a", "dpmsolver", "dpmsolver++", "dpmsingle",
     "k_lms", "k_euler", "k_euler_a", "k_dpm_2", "k_dpm_2_a",
 )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import Report, Where
-from .names import (DYNAMO_BACKENDS, LOG_LEVELS, LR_SCHEDULERS, RESIZE_INTERPOLATIONS, SAMPLERS,
+from .names import (DYNAMO_BACKENDS, KOHYA_SAMPLE_SAMPLERS, LOG_LEVELS, LR_SCHEDULERS, RESIZE_INTERPOLATIONS,
                     to_optimizer_name)
 from .options import Option, option, option_table
 from .values import (show, to_bool, to_extension, to_float_pair, to_int_or_off, to_kwargs, to_path,
@@ -189,7 +189,7 @@ class SamplePromptArgs:
     sample_every_n_epochs: int | None = option(None, "sample at epochs divisible by N (overrides the steps option)")
     sample_at_first: bool = option(False, "sample before training")
     sample_prompts: str | None = option(None, "prompt file (.txt, .toml or .json)", conv=to_path)
-    sample_sampler: str = option("ddim", "sampler of sample images", choices=SAMPLERS)
+    sample_sampler: str = option("ddim", "sampler of sample images", choices=KOHYA_SAMPLE_SAMPLERS)
 
 
 @dataclass(frozen=True)
