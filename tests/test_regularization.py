@@ -28,6 +28,7 @@ from library.regularization.pregenerated import PregeneratedStream, RegImage, cy
 from library.regularization.setup import trigger_words
 from library.regularization.stream import GenerationSettings, RegMix, SelfGeneratedStream
 from library.sampling.generate import generate
+from run_args import without_seed
 
 FAST = ("--reg_steps", "2", "--max_data_loader_n_workers", "0")
 
@@ -201,11 +202,6 @@ def test_pregenerated_images_are_each_used_once_per_cycle(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- config
-
-
-def without_seed(args: list[str]) -> list[str]:
-    i = args.index("--seed")
-    return args[:i] + args[i + 2:]
 
 
 def write(path: Path, text: str) -> Path:

@@ -138,3 +138,17 @@ def test_the_text_encoder_is_frozen_from_stop_text_encoder_training_on(tmp_path,
     loaded = load_train_config(train_args(tmp_path, "--max_train_steps", "3", "--stop_text_encoder_training", "2"))
     assert run_training(loaded, callbacks=[record]) == 0
     assert record.seen == [(1, True, True), (2, False, False), (3, False, False)]
+
+
+def test_schedule_free_saves_its_eval_weights_and_keeps_the_training_ones_in_the_state(tmp_path, train_args):
+    """Schedule-free optimizers hold two sets of weights: sampling and checkpoints use the eval ones, the resumable
+    state the ones training goes on from (the two differ after a few steps)."""
+    from safetensors.torch import load_file
+
+    assert train_certain.main(train_args(tmp_path, "--max_train_steps", "3", "--optimizer_type", "AdamWScheduleFree",
+                                         "--save_state", "--stop_text_encoder_training", "-1")) == 0
+    saved = load_model(tmp_path / "last.safetensors").unet.state_dict()
+    training = load_file(str(tmp_path / "last-state" / "unet.safetensors"))
+    assert saved.keys() == training.keys()
+    differ = [k for k in saved if not torch.equal(saved[k], training[k])]
+    assert len(differ) > 0.9 * len(saved)

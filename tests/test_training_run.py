@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 import train_certain
 from library.models.sd_model import load_model
+from run_args import without_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +69,7 @@ def test_the_checkpoint_loads_back_and_differs_from_the_base(trained, tiny_sd1):
     meta = load_model(trained / "last.safetensors").metadata
     assert meta["ss_steps"] == "40" and "sks girl" in meta["ss_tag_frequency"]
     assert meta["modelspec.architecture"] == "stable-diffusion-v1"
+    assert meta["ss_optimizer"].startswith("torch.optim.adamw.AdamW")  # the optimizer, not accelerate's wrapper
 
 
 def test_progress_is_machine_readable(trained):
@@ -90,11 +92,6 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 def events(out: Path, kind: str) -> list[dict]:
     return [e for e in map(json.loads, (out / "progress.jsonl").read_text().splitlines()) if e["event"] == kind]
-
-
-def without_seed(args: list[str]) -> list[str]:
-    i = args.index("--seed")
-    return args[:i] + args[i + 2:]
 
 
 def test_resumed_run_equals_the_uninterrupted_one(tmp_path, train_args):

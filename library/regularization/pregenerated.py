@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from ..data.batch import Batch
-from ..plugins import LoopContext
 from ..errors import UserError
+from ..plugins import LoopContext
 from .manifest import MANIFEST, read_manifest
 from .stream import RegMix, check_mode
 from .wordfreq import caption_form

@@ -1,7 +1,7 @@
 """From the `[regularization]` options to the stream and monitor a training run plugs in.
 
 In two parts, so that a bad word list or folder is reported before any model loads: `plan_regularization` reads
-and checks the list (or folder) right after the dataset scan and writes its summary; `RegularizationPlan.attach`
+and checks the list (or folder) right after the dataset scan and writes its summary; `RegularizationPlan.plug_ins`
 builds the stream and the monitor once the run's seed is resolved.
 """
 
@@ -68,7 +68,7 @@ class RegularizationPlan:
         reg = train.regularization
         seed = reg.reg_seed if reg.reg_seed is not None else run_seed
         mix = RegMix(ratio=reg.reg_ratio, batch=reg.reg_batch, every_n_steps=reg.reg_every_n_steps,
-                               warmup_steps=reg.reg_warmup_steps)
+                     warmup_steps=reg.reg_warmup_steps)
         out = Path(train.saving.output_dir)
         if self.word_list is not None:
             sampler = WordSampler(self.word_list, seed, reg.reg_alpha)

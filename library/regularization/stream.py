@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from ..data.batch import Batch
-from ..plugins import LoopContext
 from ..errors import UserError
+from ..plugins import LoopContext
 from ..sampling.request import GenerationRequest
 from .sampler import WordSampler
 from .wordfreq import caption_form

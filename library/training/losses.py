@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 import torch.nn.functional as F
 
+from ..sampling.schedule import sigmas_from_alphas
 from .timesteps import at_timesteps
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def huber_c(timesteps: torch.Tensor, schedule: HuberSchedule, c: float, scale: f
     if schedule == "exponential":
         return c ** (t / len(alphas_cumprod)) * scale
     if schedule == "snr":
-        sigma = snr(timesteps, alphas_cumprod).rsqrt()
+        sigma = sigmas_from_alphas(at_timesteps(alphas_cumprod, timesteps))
         return (1.0 - c) / (1.0 + sigma) ** 2 + c
     raise ValueError(f"huber_schedule must be constant, exponential or snr, not {schedule!r}")
 

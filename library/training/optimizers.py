@@ -192,11 +192,17 @@ def make_optimizer(name: str, param_groups: list[dict], lr: float, args: dict[st
 
 def is_schedule_free(optimizer: torch.optim.Optimizer) -> bool:
     """Schedule-free optimizers (Defazio et al. 2024) keep separate weights for evaluation, switched by .eval()/.train()."""
-    return type(optimizer).__name__.endswith("ScheduleFree")
+    return type(_unwrapped(optimizer)).__name__.endswith("ScheduleFree")
+
+
+def _unwrapped(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The optimizer inside accelerate's AcceleratedOptimizer (or the optimizer itself)."""
+    return getattr(optimizer, "optimizer", optimizer)
 
 
 def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
     """kohya's ss_optimizer: `module.Class(key=value,...)` with the settings that differ from the class defaults."""
+    optimizer = _unwrapped(optimizer)
     cls = type(optimizer)
     params = inspect.signature(cls).parameters
     changed = [f"{key}={value}" for key, value in optimizer.defaults.items()

@@ -20,7 +20,6 @@ class TrainedModelWriter:
 
     train: TrainConfig
     run_metadata: dict[str, Any]
-    precision: str | None = None  # save_precision; None keeps the training dtype
 
     def __call__(self, model: SDModel, path: Path, ctx: LoopContext) -> None:
         from ..models.metadata import modelspec_metadata
@@ -32,7 +31,8 @@ class TrainedModelWriter:
                                   resolution=self.train.dataset.resolution,
                                   extra=training_metadata(self.train, self.run_metadata, ctx.global_step, ctx.epoch))
         # Unset save_precision keeps the training dtype (as kohya), not the dtypes the base file was read in.
-        save_model(replace(model, extras=extras, read_dtypes={}), path, precision=self.precision, metadata=meta)
+        save_model(replace(model, extras=extras, read_dtypes={}), path, precision=self.train.saving.save_precision,
+                   metadata=meta)
 
 
 def training_metadata(train: TrainConfig, run_metadata: dict[str, Any], step: int, epoch: int) -> dict[str, Any]:

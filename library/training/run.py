@@ -32,7 +32,7 @@ from .losses import LossOptions
 from .model_setup import cache_latents, load_base_model, prepare_model, text_encoder_until
 from .noise import NoiseOptions
 from .outputs import TrainedModelWriter
-from .state import LoadedState, load_state
+from .state import StateInfo, load_state, read_state_info
 from .support import unsupported_notes
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
         streams, callbacks = _with_regularization(regularization, loaded, plan.settings, model, streams, callbacks)
     trainer = assemble(train, plan, model, data, accelerator, streams, callbacks, say)
     if plan.resume_from is not None:
-        trainer.restore(plan.resume_from)
+        trainer.restore(load_state(plan.resume_from))  # read here, and let go once restored
         say(f"resumed from {train.saving.resume} at step {trainer.progress.global_step} "
             f"(epoch {trainer.progress.epoch + 1}).")
     previous = _install_interrupt(trainer.stop, say)
@@ -95,13 +95,14 @@ class RunPlan:
     settings: TrainSettings
     noise: NoiseOptions
     loss: LossOptions
-    resume_from: LoadedState | None = None
+    resume_from: StateInfo | None = None
 
 
 def resolve_run(train: TrainConfig, loaded: LoadedConfig, data: TrainingData, accelerator, say) -> RunPlan:
     """The seed (the saved one when resuming, else the option, else one drawn and told), the run's length in
-    steps, and the options; a resume folder is read here, so a wrong one is reported before any model loads."""
-    state = load_state(train.saving.resume) if train.saving.resume else None
+    steps, and the options; a resume folder is checked here (its tensors are read at restore), so a wrong one is
+    reported before any model loads."""
+    state = read_state_info(train.saving.resume) if train.saving.resume else None
     fingerprint = _fingerprint(train)
     if state is not None:
         if accelerator.num_processes > len(state.rng_per_rank):
@@ -162,7 +163,7 @@ def assemble(train: TrainConfig, plan: RunPlan, model: SDModel, data: TrainingDa
     run_metadata = {"ss_max_train_steps": settings.max_steps, "ss_seed": settings.seed,
                     "ss_optimizer": describe_optimizer(optimizer), "ss_v2": model.family == "sd2",
                     "ss_tag_frequency": data.tag_frequency}
-    writer = TrainedModelWriter(train, run_metadata, train.saving.save_precision)
+    writer = TrainedModelWriter(train, run_metadata)
     own = make_callbacks(train, settings, model.config.resolution, writer, say, accelerator.is_main_process)
     return Trainer(accelerator=accelerator, model=model, data=data, optimizer=optimizer, lr_scheduler=scheduler,
                    settings=settings, alphas_cumprod=ac, loss_options=plan.loss, noise_options=plan.noise,
@@ -277,7 +278,7 @@ def make_callbacks(train: TrainConfig, settings: TrainSettings, model_resolution
     if sv.save_n_epoch_ratio:
         epochs = -(-settings.max_steps // max(settings.steps_per_epoch, 1))
         every_n_epochs = max(1, epochs // sv.save_n_epoch_ratio)
-    policy = SavePolicy(out, sv.output_name, sv.save_model_as or "safetensors", sv.save_precision, every_n_epochs,
+    policy = SavePolicy(out, sv.output_name, sv.save_model_as or "safetensors", every_n_epochs,
                         sv.save_every_n_steps, sv.save_last_n_epochs, sv.save_last_n_epochs_state,
                         sv.save_last_n_steps, sv.save_last_n_steps_state, sv.save_state, sv.save_state_on_train_end)
     callbacks.append(CheckpointSaver(policy, writer))

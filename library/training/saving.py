@@ -26,7 +26,6 @@ class SavePolicy:
     output_dir: Path
     output_name: str | None = None
     save_model_as: str = "safetensors"
-    save_precision: str | None = None
     every_n_epochs: int | None = None
     every_n_steps: int | None = None
     last_n_epochs: int | None = None

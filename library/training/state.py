@@ -76,18 +76,24 @@ def save_state(folder: Path, *, progress: Progress, modules: dict[str, torch.nn.
 
 
 @dataclass
-class LoadedState:
+class StateInfo:
+    """A state folder's run without its tensors: enough to plan the resume before any model loads."""
+
+    folder: Path
     progress: Progress
     fingerprint: str
     seed: int  # the data order depends on it: a resumed run must use the same one even when it was drawn
-    weights: dict[str, dict[str, torch.Tensor]]
-    optimizer: dict[str, Any]
     rng_per_rank: list[dict[str, Any]]
 
 
-def load_state(folder: str | Path) -> LoadedState:
-    from safetensors.torch import load_file
+@dataclass
+class LoadedState(StateInfo):
+    weights: dict[str, dict[str, torch.Tensor]]
+    optimizer: dict[str, Any]
 
+
+def read_state_info(folder: str | Path) -> StateInfo:
+    """Check the folder and read its progress and RNG states (kilobytes); the weights stay on disk."""
     folder = Path(folder)
     missing = [f for f in _FILES if not (folder / f).is_file()]
     if missing:
@@ -96,8 +102,16 @@ def load_state(folder: str | Path) -> LoadedState:
     info = json.loads((folder / "progress.json").read_text(encoding="utf-8"))
     if info.get("format") != FORMAT:
         raise UserError(f"{folder}: state format {info.get('format')} is not supported by this version (expects {FORMAT}).")
-    weights = {name: load_file(str(folder / f"{name}.safetensors")) for name in info["modules"]}
     progress = Progress(info["global_step"], info["epoch"], info["batch_in_epoch"], info.get("extra", {}))
-    return LoadedState(progress, info["fingerprint"], info["seed"], weights,
-                       torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True),
-                       torch.load(folder / "rng.pt", map_location="cpu", weights_only=True))
+    return StateInfo(folder, progress, info["fingerprint"], info["seed"],
+                     torch.load(folder / "rng.pt", map_location="cpu", weights_only=True))
+
+
+def load_state(info: StateInfo) -> LoadedState:
+    """The weights and optimizer state as well, for the moment they are restored."""
+    from safetensors.torch import load_file
+
+    modules = json.loads((info.folder / "progress.json").read_text(encoding="utf-8"))["modules"]
+    weights = {name: load_file(str(info.folder / f"{name}.safetensors")) for name in modules}
+    return LoadedState(info.folder, info.progress, info.fingerprint, info.seed, info.rng_per_rank, weights,
+                       torch.load(info.folder / "optimizer.pt", map_location="cpu", weights_only=True))
