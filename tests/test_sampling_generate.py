@@ -11,8 +11,8 @@ from library.models.sd_model import load_model
 from library.sampling.decode import decode_latents, to_pil
 from library.sampling.generate import generate
 from library.sampling.request import GenerationRequest
-from library.sampling.schedule import alphas_cumprod
 from library.tiny import build_tiny
+from kdiffusion_reference import reference_euler_a
 
 
 @pytest.fixture(scope="module")
@@ -46,38 +46,6 @@ def test_a_batch_gives_the_images_of_one_at_a_time(sd1):
     for b, s in zip(batched, single):
         torch.testing.assert_close(b.latents, s.latents, rtol=0, atol=2e-3)
     assert not torch.allclose(batched[0].latents, batched[1].latents, atol=0.1)
-
-
-def reference_euler_a(model, request):
-    """A1111's Euler a written out directly: k-diffusion's CompVisDenoiser, uniform sigmas, CPU generator noise."""
-    tok, te, unet = model.tokenizer, model.text_encoder, model.unet
-
-    def encode(text):
-        return te(torch.tensor([tok(text, padding="max_length").input_ids])).last_hidden_state
-
-    cond, uncond = encode(request.prompt), encode(request.negative_prompt)
-    alphas_bar = alphas_cumprod(model.config.scheduler)
-    log_sigmas = (((1 - alphas_bar) / alphas_bar) ** 0.5).log()
-    t = torch.linspace(999, 0, request.steps)
-    sigmas = ((1 - t.frac()) * log_sigmas[t.floor().long()] + t.frac() * log_sigmas[t.ceil().long()]).exp()
-    sigmas = torch.cat([sigmas, torch.zeros(1)])
-    generator = torch.Generator().manual_seed(request.seed)
-    x = torch.randn([1, 4, request.height // 8, request.width // 8], generator=generator) * sigmas[0]
-    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
-        s = sigma.reshape(1)
-        low = (s.log() - log_sigmas[:, None]).ge(0).cumsum(0).argmax(0).clamp(max=998)
-        w = ((log_sigmas[low] - s.log()) / (log_sigmas[low] - log_sigmas[low + 1])).clamp(0, 1)
-        timestep = (1 - w) * low + w * (low + 1)
-        x_in = torch.cat([x, x]) * (1 / (sigma ** 2 + 1) ** 0.5)
-        eps = unet(x_in, torch.cat([timestep, timestep]), encoder_hidden_states=torch.cat([cond, uncond])).sample
-        d_cond, d_uncond = (torch.cat([x, x]) + eps * -sigma).chunk(2)
-        denoised = d_uncond + (d_cond - d_uncond) * request.cfg_scale
-        sigma_up = min(sigma_next, (sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2) ** 0.5)
-        sigma_down = (sigma_next ** 2 - sigma_up ** 2) ** 0.5
-        x = x + (x - denoised) / sigma * (sigma_down - sigma)
-        if sigma_next > 0:
-            x = x + torch.randn(x.shape, generator=generator) * sigma_up
-    return x[0]
 
 
 def test_euler_a_equals_a_direct_k_diffusion_loop(sd1):

@@ -11,6 +11,7 @@ from library.sampling.request import SAMPLER_LABELS, SCHEDULE_LABELS, Generation
 from library.sampling.samplers import SIGMA_SAMPLERS, get_ancestral_step, sample_euler, sample_euler_ancestral
 from library.sampling.schedule import alphas_cumprod, get_sigmas, sigma_to_t, sigmas_from_alphas, t_to_sigma
 from library.tiny import build_tiny
+from kdiffusion_reference import reference_euler
 
 MODEL_SIGMAS = sigmas_from_alphas(alphas_cumprod({}))
 
@@ -69,36 +70,6 @@ def test_every_sampler_has_an_a1111_label_and_runs_on_the_schedule_the_infotext_
     assert SIGMA_SAMPLERS.keys() == SAMPLER_LABELS.keys()
     karras = {key for key, sampler in SIGMA_SAMPLERS.items() if getattr(sampler, "karras", False)}
     assert karras == {key for key, label in SCHEDULE_LABELS.items() if label == "Karras"}
-
-
-def reference_euler(model, request):
-    """k-diffusion's `sample_euler` (no churn) written out, with its CompVisDenoiser, uniform sigmas and CFG."""
-    tok, te, unet = model.tokenizer, model.text_encoder, model.unet
-
-    def encode(text):
-        return te(torch.tensor([tok(text, padding="max_length").input_ids])).last_hidden_state
-
-    cond, uncond = encode(request.prompt), encode(request.negative_prompt)
-    alphas_bar = alphas_cumprod(model.config.scheduler)
-    log_sigmas = (((1 - alphas_bar) / alphas_bar) ** 0.5).log()
-    t = torch.linspace(999, 0, request.steps)
-    sigmas = ((1 - t.frac()) * log_sigmas[t.floor().long()] + t.frac() * log_sigmas[t.ceil().long()]).exp()
-    sigmas = torch.cat([sigmas, torch.zeros(1)])
-    x = torch.randn([1, 4, request.height // 8, request.width // 8],
-                    generator=torch.Generator().manual_seed(request.seed)) * sigmas[0]
-    for i in range(len(sigmas) - 1):
-        sigma_hat = sigmas[i] * (0.0 + 1)  # gamma = 0: s_churn is 0
-        s = sigma_hat.reshape(1)
-        low = (s.log() - log_sigmas[:, None]).ge(0).cumsum(0).argmax(0).clamp(max=998)
-        w = ((log_sigmas[low] - s.log()) / (log_sigmas[low] - log_sigmas[low + 1])).clamp(0, 1)
-        timestep = (1 - w) * low + w * (low + 1)
-        x_in = torch.cat([x, x]) * (1 / (sigma_hat ** 2 + 1) ** 0.5)
-        eps = unet(x_in, torch.cat([timestep, timestep]), encoder_hidden_states=torch.cat([cond, uncond])).sample
-        d_cond, d_uncond = (torch.cat([x, x]) + eps * -sigma_hat).chunk(2)
-        denoised = d_uncond + (d_cond - d_uncond) * request.cfg_scale
-        d = (x - denoised) / sigma_hat
-        x = x + d * (sigmas[i + 1] - sigma_hat)
-    return x[0]
 
 
 def test_euler_equals_a_direct_k_diffusion_loop():
