@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"regularization", "similarity"},
     {"training"},
     {"generation"},
-    {"quickstart", "tiny", "sample_data", "prompts"},
+    {"quickstart", "tiny", "sample_data", "prompts", "world"},  # world.pretrain will use training
 ]
 
 

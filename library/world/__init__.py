@@ -1,0 +1,1 @@
+"""The tiny world: procedural captioned figures whose ground truth is known, for a small base model to learn."""
