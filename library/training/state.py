@@ -84,6 +84,7 @@ class StateInfo:
     fingerprint: str
     seed: int  # the data order depends on it: a resumed run must use the same one even when it was drawn
     rng_per_rank: list[dict[str, Any]]
+    modules: list[str]  # the trained modules whose weights the folder holds
 
 
 @dataclass
@@ -104,14 +105,13 @@ def read_state_info(folder: str | Path) -> StateInfo:
         raise UserError(f"{folder}: state format {info.get('format')} is not supported by this version (expects {FORMAT}).")
     progress = Progress(info["global_step"], info["epoch"], info["batch_in_epoch"], info.get("extra", {}))
     return StateInfo(folder, progress, info["fingerprint"], info["seed"],
-                     torch.load(folder / "rng.pt", map_location="cpu", weights_only=True))
+                     torch.load(folder / "rng.pt", map_location="cpu", weights_only=True), info["modules"])
 
 
 def load_state(info: StateInfo) -> LoadedState:
     """The weights and optimizer state as well, for the moment they are restored."""
     from safetensors.torch import load_file
 
-    modules = json.loads((info.folder / "progress.json").read_text(encoding="utf-8"))["modules"]
-    weights = {name: load_file(str(info.folder / f"{name}.safetensors")) for name in modules}
-    return LoadedState(info.folder, info.progress, info.fingerprint, info.seed, info.rng_per_rank, weights,
-                       torch.load(info.folder / "optimizer.pt", map_location="cpu", weights_only=True))
+    weights = {name: load_file(str(info.folder / f"{name}.safetensors")) for name in info.modules}
+    return LoadedState(**vars(info), weights=weights,
+                       optimizer=torch.load(info.folder / "optimizer.pt", map_location="cpu", weights_only=True))
