@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 import torch
 
 from .denoiser import Conditioned, Denoiser, EpsPredictor, UNetFn
+from .request import SCHEDULE_LABELS
 from .schedule import ddim_timesteps, get_sigmas, karras_sigmas, sigmas_from_alphas
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x [B,...], σ [B]) -> denoised x
@@ -180,9 +181,10 @@ class TimestepAdapter:
 
 
 # Every sampler, keyed like `config.sampler_names.SAMPLER_LABELS` (which names them without importing torch).
+# A k-diffusion entry's schedule is the one `SCHEDULE_LABELS` names (and the infotext writes).
 SIGMA_SAMPLERS: dict[str, KDiffusion | TimestepAdapter] = {
-    "euler_a": KDiffusion(sample_euler_ancestral),
-    "euler": KDiffusion(sample_euler),
-    "dpmpp_2m": KDiffusion(sample_dpmpp_2m, karras=True),
+    **{key: KDiffusion(sample, karras=SCHEDULE_LABELS.get(key) == "Karras")
+       for key, sample in (("euler_a", sample_euler_ancestral), ("euler", sample_euler),
+                           ("dpmpp_2m", sample_dpmpp_2m))},
     "ddim": TimestepAdapter(sample_ddim),
 }
