@@ -3,7 +3,7 @@
 
     python train_certain.py --config_file my.toml [--dataset_config data.toml] [--any_option value]
     accelerate launch train_certain.py --config_file my.toml      # several GPUs (DDP)
-    python train_certain.py --quickstart      # tiny embedded model + sample dataset, no downloads
+    python train_certain.py --quickstart      # the shipped tiny world model + sample dataset, no downloads
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ def run(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         parser = build_parser()
         parser.add_argument(QUICKSTART_FLAG, action="store_true",
-                            help="train the embedded tiny model on the sample dataset (made in ./quickstart)")
+                            help="fine-tune the shipped tiny world model on the sample dataset (made in ./quickstart)")
         parser.print_help()
         return 0
     if QUICKSTART_FLAG in argv:
         from library.quickstart import prepare_quickstart
 
-        prepare_quickstart(Path("quickstart"))
+        base = prepare_quickstart(Path("quickstart"))
         prompts = QUICKSTART_CONFIG.with_name("quickstart_prompts.txt")
-        argv = ["--config_file", str(QUICKSTART_CONFIG), "--sample_prompts", str(prompts)] + [
-            a for a in argv if a != QUICKSTART_FLAG]
+        argv = ["--config_file", str(QUICKSTART_CONFIG), "--sample_prompts", str(prompts),
+                "--pretrained_model_name_or_path", str(base)] + [a for a in argv if a != QUICKSTART_FLAG]
     loaded = load_train_config(argv)
     if loaded.train.config.output_config:
         print(f"wrote {write_args_file(loaded.train, loaded.train.config.config_file)}")

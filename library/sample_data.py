@@ -6,6 +6,8 @@ Danbooru-style tag in a caption describes what is really in the picture, and the
 files. Layout (kohya / sd-scripts):
 
     OUT_DIR/train/10_sks girl/0000.png + 0000.txt   captioned images (10 repeats, instance prompt "sks girl")
+                                                    of the concept: each wears the world's novel star hair
+                                                    ornament, which no caption names (`sks` is to carry it)
     OUT_DIR/train/10_sks girl/0010.png              uncaptioned: falls back to the folder's "sks girl"
     OUT_DIR/reg/1_girl/0000.png + 0000.txt          class images for classic prior preservation
     OUT_DIR/meta_cap.json                           sd-scripts fine-tune metadata for the train images
@@ -21,15 +23,15 @@ import io
 import json
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
 
 from library.atomic import atomic_write_bytes, atomic_write_text
 from library.errors import UserError
-from library.world.figures import (BACKGROUND_COLOURS, EYE_COLOURS, HAIR_COLOURS, SHIRT_COLOURS, Figure,
-                                   draw_figure, tags)
+from library.world.figures import (BACKGROUND_COLOURS, EYE_COLOURS, HAIR_COLOURS, NOVEL_ACCESSORY, SHIRT_COLOURS,
+                                   Figure, draw_figure, tags)
 
 TRAIN_FOLDER = "train/10_sks girl"
 REG_FOLDER = "reg/1_girl"
@@ -112,12 +114,12 @@ def write_sample_dataset(out_dir: Path, seed: int = 0) -> SampleDataset:
     rng = random.Random(seed)
     meta: dict[str, dict[str, object]] = {}
     for index in range(CAPTIONED + UNCAPTIONED):
-        fig = random_figure(rng, SIZES[index % len(SIZES)])
+        fig = replace(random_figure(rng, SIZES[index % len(SIZES)]), accessory=NOVEL_ACCESSORY)
         image = root / TRAIN_FOLDER / f"{index:04d}.png"
         write_png(image, draw_figure(fig))
         entry: dict[str, object] = {"caption": sentence(fig, "sks girl"), "image_size": [fig.width, fig.height]}
-        if index < CAPTIONED:
-            caption = ", ".join(["sks girl", *tags(fig)])
+        if index < CAPTIONED:  # the star is left untagged: `sks` is to carry it, as in DreamBooth
+            caption = ", ".join(["sks girl", *(tag for tag in tags(fig) if tag != NOVEL_ACCESSORY)])
             atomic_write_text(image.with_suffix(".txt"), caption)
             entry["tags"] = caption
         meta[image.relative_to(root).as_posix()] = entry

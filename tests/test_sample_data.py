@@ -153,3 +153,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "library.sample_data", *args], cwd=REPO, capture_output=True, text=True, timeout=60
     )
+
+
+def test_the_concept_wears_the_novel_star_which_no_caption_names(dataset):
+    from library.world.figures import STAR
+
+    def has_star(path: Path) -> bool:
+        return STAR in {colour for _, colour in Image.open(path).convert("RGB").getcolors(maxcolors=100_000)}
+
+    assert all(has_star(p) for p in dataset.train_dir.glob("*.png"))
+    assert not any(has_star(p) for p in dataset.reg_dir.glob("*.png"))
+    captions = [p.read_text() for p in dataset.root.rglob("*.txt")] + [dataset.meta_file.read_text()]
+    assert not any("star" in caption for caption in captions)
