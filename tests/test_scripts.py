@@ -24,7 +24,7 @@ def test_quickstart_trains_the_tiny_model_and_leaves_every_output(tmp_path):
     result = run(str(ROOT / "train_certain.py"), "--quickstart", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stderr
-    assert "model: quickstart/model/tiny-sd1.safetensors (tiny-sd1, sd1, epsilon)" in log
+    assert f"model: {ROOT / 'models' / 'tiny-world-sd1.safetensors'} (tiny-world-sd1, sd1, epsilon)" in log
     assert "--- options that differ from the defaults ---" in log  # the config echo for bug reports
     assert "training finished." in log
     out = tmp_path / "quickstart" / "output"
@@ -35,19 +35,27 @@ def test_quickstart_trains_the_tiny_model_and_leaves_every_output(tmp_path):
     events = (out / "progress.jsonl").read_text().splitlines()
     assert '"event": "end"' in events[-1] and '"interrupted": false' in events[-1]
     assert any('"reg": ' in e for e in events if '"event": "step"' in e)  # the method's regularization ran
-    assert len(list((out / "reg_images").glob("*.png"))) == 1 + 16 * 4  # 1:4, 4 at a time every 4th of 66 steps
+    assert len(list((out / "reg_images").glob("*.png"))) == 1 + 32 * 4  # 1:4, 4 at a time every 4th of 132 steps
     assert (out / "regularization" / "word_histogram.png").is_file()
+    # The samples look like the world the base model learned (flat colours and outlines), not noise; whether they
+    # show the `sks` star is issue 12's open target (the base model does not follow its prompts yet).
+    from PIL import Image
+
+    from library.world.judge import palette_share
+
+    samples = [Image.open(p) for p in sorted((out / "sample").glob("tiny-sks_e000004_0*.png"))]
+    assert len(samples) == 6 and palette_share(samples) > 0.5
 
 
-def test_quickstart_files_are_made_once(tmp_path):
+def test_quickstart_files_are_made_once_and_the_base_is_the_shipped_world_model(tmp_path):
     from library.quickstart import prepare_quickstart
 
+    base = prepare_quickstart(tmp_path / "qs")
+    assert base == ROOT / "models" / "tiny-world-sd1.safetensors" and base.is_file()
+    image = tmp_path / "qs" / "dataset" / "train" / "10_sks girl" / "0000.png"
+    stamp = image.stat().st_mtime_ns
     prepare_quickstart(tmp_path / "qs")
-    model = tmp_path / "qs" / "model" / "tiny-sd1.safetensors"  # where configs/presets/quickstart.toml looks
-    stamp = model.stat().st_mtime_ns
-    prepare_quickstart(tmp_path / "qs")
-    assert model.stat().st_mtime_ns == stamp
-    assert (tmp_path / "qs" / "dataset" / "train" / "10_sks girl").is_dir()
+    assert image.stat().st_mtime_ns == stamp
 
 
 def test_bad_config_is_reported_without_a_traceback(tmp_path):
