@@ -11,6 +11,25 @@ import torch
 from library.sampling.schedule import alphas_cumprod
 
 
+def uniform_sigmas(log_sigmas, steps):
+    """k-diffusion's `get_sigmas` for CompVisDenoiser: `steps` timesteps from 999 to 0, log-σ interpolated, then 0."""
+    t = torch.linspace(999, 0, steps)
+    sigmas = ((1 - t.frac()) * log_sigmas[t.floor().long()] + t.frac() * log_sigmas[t.ceil().long()]).exp()
+    return torch.cat([sigmas, torch.zeros(1)])
+
+
+def euler_ancestral(denoise, sigmas, x, generator):
+    """k-diffusion's `sample_euler_ancestral` with η = 1: a step to σ_down, then noise up to σ_next from `generator`."""
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        denoised = denoise(x, sigma)
+        sigma_up = min(sigma_next, (sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2) ** 0.5)
+        sigma_down = (sigma_next ** 2 - sigma_up ** 2) ** 0.5
+        x = x + (x - denoised) / sigma * (sigma_down - sigma)
+        if sigma_next > 0:
+            x = x + torch.randn(x.shape, generator=generator) * sigma_up
+    return x
+
+
 def _setup(model, request):
     """(denoise(x, σ) with CFG, sigmas ending in 0, the request's seeded generator, x at σ_0)."""
     tok, te, unet = model.tokenizer, model.text_encoder, model.unet
@@ -21,9 +40,7 @@ def _setup(model, request):
     cond, uncond = encode(request.prompt), encode(request.negative_prompt)
     alphas_bar = alphas_cumprod(model.config.scheduler)
     log_sigmas = (((1 - alphas_bar) / alphas_bar) ** 0.5).log()
-    t = torch.linspace(999, 0, request.steps)
-    sigmas = ((1 - t.frac()) * log_sigmas[t.floor().long()] + t.frac() * log_sigmas[t.ceil().long()]).exp()
-    sigmas = torch.cat([sigmas, torch.zeros(1)])
+    sigmas = uniform_sigmas(log_sigmas, request.steps)
 
     def denoise(x, sigma):
         s = sigma.reshape(1)
@@ -49,13 +66,6 @@ def reference_euler(model, request):
 
 
 def reference_euler_a(model, request):
-    """k-diffusion's `sample_euler_ancestral` with η = 1: a step to σ_down, then noise up to σ_next."""
+    """Euler a (`euler_ancestral`) on the written-out set-up, its noise from the request's seed."""
     denoise, sigmas, generator, x = _setup(model, request)
-    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
-        denoised = denoise(x, sigma)
-        sigma_up = min(sigma_next, (sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2) ** 0.5)
-        sigma_down = (sigma_next ** 2 - sigma_up ** 2) ** 0.5
-        x = x + (x - denoised) / sigma * (sigma_down - sigma)
-        if sigma_next > 0:
-            x = x + torch.randn(x.shape, generator=generator) * sigma_up
-    return x[0]
+    return euler_ancestral(denoise, sigmas, x, generator)[0]

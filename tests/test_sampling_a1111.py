@@ -8,6 +8,7 @@ from library.sampling.generate import generate
 from library.sampling.request import GenerationRequest
 from library.sampling.schedule import alphas_cumprod, ddim_timesteps
 from library.tiny import build_tiny
+from kdiffusion_reference import euler_ancestral, uniform_sigmas
 
 
 @pytest.fixture(scope="module")
@@ -96,20 +97,9 @@ def reference_ddim(model, request):
 def reference_euler_a_ensd(model, request, seed):
     """Euler a with A1111's ENSD: initial noise from `seed`, ancestral noise from a generator seeded seed + ENSD."""
     denoise, model_sigmas = reference_denoiser(model, request)
-    log_sigmas = model_sigmas.log()
-    t = torch.linspace(999, 0, request.steps)
-    sigmas = ((1 - t.frac()) * log_sigmas[t.floor().long()] + t.frac() * log_sigmas[t.ceil().long()]).exp()
-    sigmas = torch.cat([sigmas, torch.zeros(1)])
+    sigmas = uniform_sigmas(model_sigmas.log(), request.steps)
     x = initial_noise(request, torch.Generator().manual_seed(seed)) * sigmas[0]
-    generator = torch.Generator().manual_seed(seed + request.ensd)
-    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
-        denoised = denoise(x, sigma)
-        sigma_up = min(sigma_next, (sigma_next ** 2 * (sigma ** 2 - sigma_next ** 2) / sigma ** 2) ** 0.5)
-        sigma_down = (sigma_next ** 2 - sigma_up ** 2) ** 0.5
-        x = x + (x - denoised) / sigma * (sigma_down - sigma)
-        if sigma_next > 0:
-            x = x + torch.randn(x.shape, generator=generator) * sigma_up
-    return x[0]
+    return euler_ancestral(denoise, sigmas, x, torch.Generator().manual_seed(seed + request.ensd))[0]
 
 
 def test_dpmpp_2m_karras_equals_a_direct_k_diffusion_loop(sd1):
