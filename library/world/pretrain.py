@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_path, atomic_write_text
 from ..errors import UserError
 from .figures import draw_figure, tags
 from .sampling import figure_at, world_figure
@@ -243,9 +243,8 @@ def _cosine(step: int, total: int, warmup: int) -> float:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 # --- the whole run --------------------------------------------------------------------------------------------
