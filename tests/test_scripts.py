@@ -38,7 +38,7 @@ def test_quickstart_trains_the_tiny_model_and_leaves_every_output(tmp_path):
     assert len(list((out / "reg_images").glob("*.png"))) == 1 + 32 * 4  # 1:4, 4 at a time every 4th of 132 steps
     assert (out / "regularization" / "word_histogram.png").is_file()
     # The samples look like the world the base model learned (flat colours and outlines), not noise; whether they
-    # show the `sks` star is issue 12's open target (the base model does not follow its prompts yet).
+    # show the `sks` star is issue 12's open target (the shipped base model's VAE cannot draw the star yet).
     from PIL import Image
 
     from library.world.judge import palette_share

@@ -81,25 +81,27 @@ def test_weights_for_another_attribute_table_are_refused(tmp_path, monkeypatch):
         load_judge(tmp_path / "missing.safetensors")
 
 
-def test_the_base_model_draws_the_world_and_a_random_model_draws_noise(tmp_path):
+def test_the_base_model_draws_the_world_as_asked_and_a_random_model_draws_noise(tmp_path):
     from library.models.sd_model import save_model
     from library.tiny import build_random
 
     settings = JudgeSettings(replace(JudgeSettings().picture, steps=12), seeds=2)
-    report, _, _ = judge_model(BASE, settings=settings, progress=False, attributes=["background"])
+    report, _, _ = judge_model(BASE, settings=settings, progress=False, attributes=["background", "hair"])
     random_model = save_model(build_random("tiny-world-sd1", seed=5), tmp_path / "random.safetensors")
     noise, _, _ = judge_model(random_model, settings=settings, progress=False, attributes=["background"])
-    assert report["looks like the world"]["palette share"] > 0.45
+    assert report["looks like the world"]["palette share"] > 0.4
     assert noise["looks like the world"]["palette share"] < 0.3
+    for name in ("background", "hair"):  # the previous base, which ignored its prompts, was at chance on both
+        assert report["attributes"][name]["shown"] > 2.5 * report["attributes"][name]["chance"], name
 
 
 def test_the_command_writes_a_report_and_a_grid(tmp_path, capsys):
     out, grid = tmp_path / "judge.json", tmp_path / "grid.png"
     assert main([str(BASE), "--json", str(out), "--grid", str(grid), "--seeds", "1", "--steps", "6",
-                 "--concept", "sks girl"]) == 0
+                 "--cfg-scale", "4.5", "--concept", "sks girl"]) == 0
     report = json.loads(out.read_text())
     assert set(report["attributes"]) == set(ATTRIBUTES)
     assert report["concept"]["accessory"]["chance"] == 0.0  # the base model never saw the star
-    assert report["model_sha256"] and report["settings"]["steps"] == 6
+    assert report["model_sha256"] and (report["settings"]["steps"], report["settings"]["cfg_scale"]) == (6, 4.5)
     assert Image.open(grid).size[0] >= 128
     assert "held-out pairs" in capsys.readouterr().out

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import random
+import shutil
+from dataclasses import replace
 
 import pytest
 import torch
 from safetensors import safe_open
 
+from library.data.pixels import to_batch
 from library.errors import UserError
 from library.models.sd_model import load_model
 from library.tiny import build_random, build_tiny
-from library.world.figures import draw_figure
-from library.world.pretrain import CONFIG, LATENT_SCALE, PretrainPlan, main, pixels, pretrain, rescale_latents, training_caption
+from library.text.conditioning import encode_prompts
+from library.world.figures import STAR, TAG_GROUPS, draw_figure
+from library.world.pretrain import (CONFIG, LATENT_SCALE, PretrainPlan, _vae_picture, caption_targets, encode_world,
+                                    main, pretrain, prompt_gap, rescale_latents, train_text_encoder, training_caption)
 from library.world.sampling import figure_at
 
-PLAN = PretrainPlan(vae_steps=4, vae_batch=4, images=6, unet_steps=4, unet_batch=3, warmup=1, save_every=2)
+PLAN = PretrainPlan(vae_steps=4, vae_batch=4, images=6, text_steps=3, text_batch=4, unet_steps=4, unet_batch=3, warmup=1,
+                    save_every=2)
 
 
 def contents(path) -> tuple[dict[str, str], dict[str, str]]:
@@ -53,20 +59,60 @@ def test_a_second_run_continues_from_the_saved_state_to_the_same_file(pretrained
     path.unlink()
     messages: list[str] = []
     pretrain(path, PLAN, say=messages.append)
-    assert "resuming the UNet stage at step 2" in messages and not any(m.startswith("vae step") for m in messages)
+    assert "resuming the UNet stage at step 2" in messages
+    assert not any(m.startswith(("vae step", "text step")) for m in messages)
     assert contents(path) == first
 
 
-def test_other_settings_refuse_the_work_folder(pretrained):
+def test_other_settings_refuse_the_stage_they_change_and_name_its_files(pretrained):
     root, _ = pretrained
-    with pytest.raises(UserError, match="other settings"):
-        pretrain(root / "world.safetensors", PretrainPlan(**{**PLAN.__dict__, "unet_steps": 5}), say=lambda _: None)
-    assert main([str(root / "world.safetensors"), "--unet-steps", "5"]) == 1
+    work = root / "world.safetensors.work"
+    with pytest.raises(UserError, match=r"denoiser \(unet_steps 4 there, 5 now\).*delete denoiser-state.pt, "
+                                        r"denoiser.plan.json there") as caught:
+        pretrain(root / "world.safetensors", replace(PLAN, unet_steps=5), say=lambda _: None)
+    assert "text" not in str(caught.value).split("settings:")[1].split(".")[0]  # only the changed stage
+    with pytest.raises(UserError, match=r"text \(tag_keep 0.7 there, 0.9 now\); denoiser"):
+        pretrain(root / "world.safetensors", replace(PLAN, tag_keep=0.9), say=lambda _: None)
+    assert main([str(root / "world.safetensors"), "--work", str(work), "--unet-steps", "5"]) == 1
+
+
+def test_a_new_unet_stage_reuses_the_earlier_stages(pretrained, tmp_path):
+    root, _ = pretrained
+    work = tmp_path / "work"
+    shutil.copytree(root / "world.safetensors.work", work)
+    for name in ("denoiser-state.pt", "denoiser.plan.json"):
+        (work / name).unlink(missing_ok=True)
+    messages: list[str] = []
+    pretrain(tmp_path / "more.safetensors", replace(PLAN, unet_steps=5), work, say=messages.append)
+    assert {"VAE stage done earlier", "text stage done earlier"} <= {m.split(":")[0] for m in messages}
+    assert sum(m.startswith("unet step 5/5") for m in messages) == 1
+
+
+def test_the_text_stage_teaches_the_text_encoder_to_tell_the_colour_words_apart():
+    model = build_random(CONFIG, seed=0)
+    prompts = ["1girl, blue hair", "1girl, blue eyes"]
+
+    def distance() -> float:
+        with torch.no_grad():
+            a, b = encode_prompts(model, prompts, max_chunks=1)[:, 10:]  # end positions: the caption's summary
+        return ((a - b).norm() / a.norm()).item()
+
+    before = distance()
+    train_text_encoder(model, replace(PLAN, text_steps=120, text_batch=32), say=lambda _: None)
+    assert distance() > 3 * before
+
+
+def test_caption_targets_name_the_said_tag_of_each_group_or_none():
+    targets = dict(zip(TAG_GROUPS, caption_targets("1girl, smile, blue eyes, hat")))
+    assert targets["eyes"] == TAG_GROUPS["eyes"].index("blue eyes")
+    assert targets["mouth"] == TAG_GROUPS["mouth"].index("smile")
+    assert targets["accessory"] == TAG_GROUPS["accessory"].index("hat")
+    assert targets["hair"] == len(TAG_GROUPS["hair"]) and targets["background"] == len(TAG_GROUPS["background"])
 
 
 def test_the_latent_rescale_keeps_every_picture_and_gives_unit_variance():
     vae = build_tiny("sd1", seed=1).vae.eval()
-    images = torch.stack([pixels(draw_figure(figure_at(0, i))) for i in range(0, 12, 3)])
+    images = to_batch([draw_figure(figure_at(0, i)) for i in range(0, 12, 3)])
     with torch.no_grad():
         before = vae.decode(vae.encode(images).latent_dist.mean).sample
         s = rescale_latents(vae, images)
@@ -88,3 +134,27 @@ def test_training_captions_keep_the_subject_and_sometimes_drop_everything():
     assert len({tuple(tags) for tags in kept}) > 100  # thinned, not one fixed string
     assert any(tags[1:] != [t for t in caption if t in tags[1:]] for tags in kept)  # and shuffled
     assert 0.6 < sum(len(tags) - 1 for tags in kept) / (len(kept) * (len(caption) - 1)) < 0.8
+
+
+def test_the_prompt_gap_is_zero_for_a_unet_that_cannot_read_the_prompt():
+    from library.sampling.schedule import alphas_cumprod
+
+    model = build_random(CONFIG, seed=0)
+    world = encode_world(model.vae, replace(PLAN, images=6), say=lambda _: None)
+    ac = alphas_cumprod(model.config.scheduler)
+    assert abs(prompt_gap(model, world, ac, count=2)) > 1e-4
+    with torch.no_grad():  # cross-attention outputs cut: the prompt no longer reaches the UNet
+        for name, p in model.unet.named_parameters():
+            if ".attn2.to_out." in name:
+                p.zero_()
+    assert prompt_gap(model, world, ac, count=2) == 0.0
+
+
+def test_some_vae_pictures_wear_the_star_the_unet_never_sees():
+    def stars(share: float) -> int:
+        rng = random.Random(0)
+        pictures = [_vae_picture(0, rng, 64, True, share) for _ in range(8)]
+        star = torch.tensor(STAR, dtype=torch.float32) / 127.5 - 1
+        return sum(bool(((p - star[:, None, None]).abs().amax(dim=0) < 1e-3).any()) for p in pictures)
+
+    assert stars(0.0) == 0 and stars(1.0) == 8

@@ -58,6 +58,17 @@ NOVEL_ACCESSORY = "star hair ornament"  # drawn in no pretraining image: the con
 STAR: Colour = (255, 200, 0)
 SKIN: Colour = (250, 220, 190)
 INK: Colour = (60, 30, 30)
+# The tags a caption can say about each attribute (an attribute may go unsaid): what the text encoder learns to
+# read in pretraining and the judge reads back from pictures.
+TAG_GROUPS: dict[str, list[str]] = {
+    "hair": [f"{name} hair" for name in WORLD_HAIR],
+    "hair length": ["long hair", "short hair"],
+    "eyes": [f"{name} eyes" for name in WORLD_EYES],
+    "shirt": [f"{name} shirt" for name in WORLD_SHIRTS],
+    "mouth": ["smile", "closed mouth"],
+    "background": [*(f"{name} background" for name in WORLD_BACKGROUNDS), "gradient background"],
+    "accessory": list(ACCESSORIES),
+}
 
 
 @dataclass(frozen=True)

@@ -185,9 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=defaults.seeds, help="pictures per prompt")
     parser.add_argument("--steps", type=int, default=defaults.picture.steps)
     parser.add_argument("--clip-skip", type=int, default=defaults.picture.clip_skip)
+    parser.add_argument("--cfg-scale", type=float, default=defaults.picture.cfg_scale)
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
-    settings = JudgeSettings(replace(defaults.picture, steps=args.steps, clip_skip=args.clip_skip), seeds=args.seeds)
+    settings = JudgeSettings(replace(defaults.picture, steps=args.steps, clip_skip=args.clip_skip, cfg_scale=args.cfg_scale),
+                             seeds=args.seeds)
     try:
         report, prompts, images = judge_model(args.model, args.judge, settings, args.concept, args.device)
     except UserError as exc:

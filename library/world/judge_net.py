@@ -20,22 +20,15 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageFilter
 
+from ..data.pixels import to_batch
 from ..errors import UserError
-from .figures import ACCESSORIES, NOVEL_ACCESSORY, WORLD_BACKGROUNDS, WORLD_EYES, WORLD_HAIR, WORLD_SHIRTS, Figure, draw_figure
+from .figures import ACCESSORIES, NOVEL_ACCESSORY, TAG_GROUPS, Figure, draw_figure
 from .sampling import figure_at
 
 SIDE = 128  # every picture is read at 128×128
 JUDGE_SEED = 1_000  # the judge's pictures come from other world seeds than the base model's
 NO_ACCESSORY = "no accessory"
-ATTRIBUTES: dict[str, list[str]] = {
-    "hair": [f"{name} hair" for name in WORLD_HAIR],
-    "hair length": ["long hair", "short hair"],
-    "eyes": [f"{name} eyes" for name in WORLD_EYES],
-    "shirt": [f"{name} shirt" for name in WORLD_SHIRTS],
-    "mouth": ["smile", "closed mouth"],
-    "background": [*(f"{name} background" for name in WORLD_BACKGROUNDS), "gradient background"],
-    "accessory": [NO_ACCESSORY, *ACCESSORIES, NOVEL_ACCESSORY],
-}
+ATTRIBUTES: dict[str, list[str]] = {**TAG_GROUPS, "accessory": [NO_ACCESSORY, *ACCESSORIES, NOVEL_ACCESSORY]}
 
 
 def truth(fig: Figure) -> dict[str, str]:
@@ -72,12 +65,7 @@ class JudgeNet(torch.nn.Module):
 
 def to_input(images: list[Image.Image]) -> torch.Tensor:
     """Pictures of any size as the judge reads them: RGB, 128×128, [0, 1]."""
-    tensors = []
-    for image in images:
-        image = image.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR)
-        data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).reshape(SIDE, SIDE, 3)
-        tensors.append(data.permute(2, 0, 1).float() / 255.0)
-    return torch.stack(tensors)
+    return (to_batch([image.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR) for image in images]) + 1) / 2
 
 
 @torch.no_grad()

@@ -1,34 +1,42 @@
 """Pretrain the tiny world base model: `python -m library.world.pretrain OUT.safetensors [--seed S] [...]`.
 
-Three stages on the tiny SD1 layout, all on figures drawn in memory from the world (`figure_at`):
-1. the VAE learns to reconstruct crops as a plain autoencoder (L1 on the posterior mean), then its latent is
+Four stages on the tiny SD1 layout, all on figures drawn in memory from the world (`figure_at`):
+1. the VAE learns to reconstruct small figures and crops as a plain autoencoder (L1 on the posterior mean; some
+   wear the star hair ornament, which the UNet never sees, so that a fine-tune can teach it), then its latent is
    rescaled exactly so that latents × 0.18215 have unit variance, as SD's generation code assumes;
 2. `--images` figures are encoded once (posterior means), with their tags;
-3. the UNet and the text encoder learn to denoise those latents from captions: tags shuffled and thinned so that
-   short prompts work, one caption in ten empty for CFG, CLIP skip 1 or 2 by turns so both A1111 settings work,
-   ε prediction with min-SNR-5 weighting, and an EMA of the weights is what gets saved.
+3. the text encoder learns to read captions: a linear probe must tell, from every position at and after the end
+   token, which tag of each group (`TAG_GROUPS`) the caption says or that it says none. This stands in for CLIP's
+   own pretraining: a random text encoder mixes up "blue hair" and "blue eyes", and a UNet trained with it
+   learns only the attributes whose words are unique (hair length) and draws every colour by chance;
+4. the UNet learns to denoise those latents from captions, the text encoder frozen (as SD's CLIP was): tags
+   shuffled and thinned so that short prompts work, one caption in ten empty for CFG, CLIP skip 1 or 2 by turns
+   so both A1111 settings work, ε prediction with min-SNR-5 weighting; an EMA of the weights is what gets saved.
 
-Each stage writes its result into `--work` (default OUT's name + `.work`); the UNet stage also its full state
-every `--save-every` steps, so an interrupted run started again with the same command continues where it was.
-The file is the same tiny SD1 layout as `python -m library.tiny` writes, in fp16 by default.
+Each stage writes its result into `--work` (default OUT's name + `.work`) with the settings it was made with, so
+a later run with other settings for a later stage reuses the earlier ones; the VAE and UNet stages also save their
+full state every `--save-every` steps, so an interrupted run started again with the same command continues where
+it was. The file is the same tiny SD1 layout as `python -m library.tiny` writes, in fp16 by default.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from ..atomic import atomic_path, atomic_write_text
+from ..data.pixels import to_batch
 from ..errors import UserError
-from .figures import draw_figure, tags
+from .figures import NOVEL_ACCESSORY, TAG_GROUPS, draw_figure, tags
 from .sampling import figure_at, world_figure
 
 CONFIG = "tiny-world-sd1"  # tiny-sd1 with group norms of 4+ channels (colour survives them) and 64-wide text
@@ -45,7 +53,11 @@ class PretrainPlan:
     vae_batch: int = 8
     vae_crop: int = 64  # VAE steps see 64-pixel pictures (`_vae_picture`): four times cheaper than 128
     vae_lr: float = 1e-3
+    vae_star: float = 0.15  # share of VAE pictures with the star hair ornament (`_vae_picture`)
     images: int = 6000
+    text_steps: int = 1500
+    text_batch: int = 64
+    text_lr: float = 1e-3
     unet_steps: int = 2400
     unet_batch: int = 32
     lr: float = 1e-3
@@ -57,10 +69,15 @@ class PretrainPlan:
     save_every: int = 250
 
 
-def pixels(image) -> torch.Tensor:
-    """A PIL image as a [3, H, W] tensor in [-1, 1], as the VAE reads it."""
-    data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).reshape(image.height, image.width, 3)
-    return data.permute(2, 0, 1).float() / 127.5 - 1.0
+# The settings each stage's result depends on: a stage is reused when these are the same.
+_VAE_FIELDS = ("seed", "vae_steps", "vae_batch", "vae_crop", "vae_lr", "vae_star")
+_CAPTION_FIELDS = ("caption_dropout", "tag_keep")
+STAGE_FIELDS: dict[str, tuple[str, ...]] = {
+    "vae": _VAE_FIELDS,
+    "latents": (*_VAE_FIELDS, "images"),
+    "text": ("seed", "text_steps", "text_batch", "text_lr", *_CAPTION_FIELDS),
+    "denoiser": tuple(name for name in PretrainPlan.__dataclass_fields__ if name != "save_every"),
+}
 
 
 def training_caption(caption: list[str], rng: random.Random, plan: PretrainPlan) -> str:
@@ -91,7 +108,8 @@ def train_vae(vae: torch.nn.Module, plan: PretrainPlan, work: Path, say) -> None
     for step in range(start, plan.vae_steps):
         for group in optimizer.param_groups:
             group["lr"] = plan.vae_lr * _cosine(step, plan.vae_steps, 50)
-        batch = torch.stack([_vae_picture(plan.seed, rng, plan.vae_crop, whole=k % 2 == 0) for k in range(plan.vae_batch)])
+        batch = torch.stack([_vae_picture(plan.seed, rng, plan.vae_crop, k % 2 == 0, plan.vae_star)
+                             for k in range(plan.vae_batch)])
         loss = (vae.decode(vae.encode(batch).latent_dist.mean).sample - batch).abs().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -105,13 +123,17 @@ def train_vae(vae: torch.nn.Module, plan: PretrainPlan, work: Path, say) -> None
     vae.eval()
 
 
-def _vae_picture(seed: int, rng: random.Random, side: int, whole: bool) -> torch.Tensor:
-    """A `side`-pixel square: a whole figure drawn that small, or a crop of a full-size one. The VAE's group norms
-    hold one channel each in this layout, so a picture must show contrast (figure and background) for its colours
-    to come through: whole small figures teach that, crops teach full-size detail."""
-    if whole:
-        return pixels(draw_figure(world_figure(random.Random(f"vae:{seed}:{rng.random()}"), (side, side))))
-    return _random_crop(pixels(draw_figure(figure_at(seed + 1, rng.randrange(10**9)))), side, rng)
+def _vae_picture(seed: int, rng: random.Random, side: int, whole: bool, star: float) -> torch.Tensor:
+    """A `side`-pixel square: a whole figure drawn that small (colours against a background), or a crop of a
+    full-size one (detail). A share `star` wear the star hair ornament: the VAE is the model's image codec and,
+    like SD's, learns more than the diffusion model ever sees; one that never saw the star turns it into an
+    orange blob, and no fine-tune could then teach the quickstart's concept."""
+    fig = world_figure(random.Random(f"vae:{seed}:{rng.random()}"), (side, side)) if whole else \
+        figure_at(seed + 1, rng.randrange(10**9))
+    if star > 0 and rng.random() < star:  # no draw at 0: the stream of pictures is then the one before the star
+        fig = replace(fig, accessory=NOVEL_ACCESSORY)
+    picture = to_batch([draw_figure(fig)])[0]
+    return picture if whole else _random_crop(picture, side, rng)
 
 
 def _random_crop(image: torch.Tensor, size: int, rng: random.Random) -> torch.Tensor:
@@ -152,7 +174,7 @@ def encode_world(vae: torch.nn.Module, plan: PretrainPlan, say, batch: int = 64)
         chunks = []
         for start in range(0, len(indices), batch):
             figs = [figure_at(plan.seed, i) for i in indices[start:start + batch]]
-            images = torch.stack([pixels(draw_figure(fig)) for fig in figs])
+            images = to_batch([draw_figure(fig) for fig in figs])
             chunks.append(vae.encode(images).latent_dist.mean * LATENT_SCALE)
         key = f"{size[0]}x{size[1]}"
         latents[key] = torch.cat(chunks)
@@ -161,19 +183,65 @@ def encode_world(vae: torch.nn.Module, plan: PretrainPlan, say, batch: int = 64)
     return {"latents": latents, "captions": captions}
 
 
-# --- stage 3: the UNet and the text encoder -----------------------------------------------------------------
+# --- stage 3: the text encoder ------------------------------------------------------------------------------
 
-def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Path, say) -> dict[str, dict]:
-    """Train UNet and text encoder on the encoded world; returns the EMA weights of both."""
+def caption_targets(text: str) -> list[int]:
+    """Per tag group, the index of the tag `text` says, or the group's length when it says none."""
+    said = set(text.split(", "))
+    return [next((k for k, tag in enumerate(group) if tag in said), len(group)) for group in TAG_GROUPS.values()]
+
+
+def train_text_encoder(model, plan: PretrainPlan, say) -> None:
+    """Teach the text encoder to say in every position from the end token on which tag of each group a caption
+    names (the positions a UNet's cross-attention can read a summary from, whatever the prompt's length), for
+    both CLIP skip 1 and 2 through one shared linear probe, which is then thrown away."""
+    from ..text.chunking import EOS_ID
+    from ..text.conditioning import chunk_tokens, encode_chunks
+
+    text_encoder, sizes = model.text_encoder, [len(group) + 1 for group in TAG_GROUPS.values()]
+    torch.manual_seed(plan.seed)
+    probe = torch.nn.Linear(text_encoder.config.hidden_size, sum(sizes))
+    params = list(text_encoder.parameters()) + list(probe.parameters())
+    optimizer = torch.optim.AdamW(params, lr=plan.text_lr, weight_decay=0.0)
+    rng = random.Random(f"text:{plan.seed}")
+    text_encoder.train()
+    started = time.monotonic()
+    for step in range(plan.text_steps):
+        for group in optimizer.param_groups:
+            group["lr"] = plan.text_lr * _cosine(step, plan.text_steps, 50)
+        texts = [training_caption(tags(figure_at(plan.seed + 3, step * plan.text_batch + k)), rng, plan)
+                 for k in range(plan.text_batch)]
+        tokens = chunk_tokens(model.tokenizer, texts, 1, model.family)
+        ends = (tokens[:, 0] == EOS_ID).int().argmax(dim=1)
+        rows = (torch.arange(tokens.shape[-1]) >= ends[:, None]).nonzero()[:, 0]  # one row per end position
+        targets = torch.tensor([caption_targets(text) for text in texts])[rows]
+        loss = torch.zeros(())
+        for clip_skip in (1, 2):
+            hidden = encode_chunks(text_encoder, tokens, clip_skip, model.family)
+            mask = torch.arange(hidden.shape[1]) >= ends[:, None]
+            for k, logits in enumerate(probe(hidden[mask]).split(sizes, dim=1)):
+                loss = loss + torch.nn.functional.cross_entropy(logits, targets[:, k])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % 100 == 0 or step + 1 == plan.text_steps:
+            say(f"text step {step + 1}/{plan.text_steps}: probe loss {loss.item() / (2 * len(sizes)):.4f} "
+                f"({time.monotonic() - started:.0f} s)")
+    text_encoder.eval()
+
+
+# --- stage 4: the UNet ----------------------------------------------------------------------------------------
+
+def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Path, say) -> dict[str, torch.Tensor]:
+    """Train the UNet on the encoded world, the text encoder frozen; returns the UNet's EMA weights."""
     from ..sampling.schedule import alphas_cumprod
     from ..text.conditioning import chunk_tokens, encode_chunks
     from ..training.losses import min_snr_weight
     from ..training.noise import add_noise
 
     unet, text_encoder = model.unet, model.text_encoder
-    params = list(unet.parameters()) + list(text_encoder.parameters())
-    optimizer = torch.optim.AdamW(params, lr=plan.lr, weight_decay=0.01)
-    ema = {name: p.detach().clone() for name, p in _named_trainables(model)}
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=plan.lr, weight_decay=0.01)
+    ema = {name: p.detach().clone() for name, p in unet.named_parameters()}
     latents, captions = world["latents"], world["captions"]
     sizes = sorted(latents)
     weights = [len(captions[key]) for key in sizes]
@@ -184,15 +252,12 @@ def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Pa
     if state_file.is_file():
         state = torch.load(state_file, weights_only=False)
         unet.load_state_dict(state["unet"])
-        text_encoder.load_state_dict(state["text_encoder"])
         optimizer.load_state_dict(state["optimizer"])
         ema, start = state["ema"], state["step"]
         rng.setstate(state["rng"])
         generator.set_state(state["generator"])
         say(f"resuming the UNet stage at step {start}")
-    tokenizer = model.tokenizer
     unet.train()
-    text_encoder.train()
     started = time.monotonic()
     for step in range(start, plan.unet_steps):
         for group in optimizer.param_groups:
@@ -200,39 +265,56 @@ def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Pa
         key = rng.choices(sizes, weights=weights)[0]
         rows = [rng.randrange(len(captions[key])) for _ in range(plan.unet_batch)]
         texts = [training_caption(captions[key][row], rng, plan) for row in rows]
-        clip_skip = 1 + step % 2
         x0 = latents[key][rows]
         noise = torch.randn(x0.shape, generator=generator)
         timesteps = torch.randint(0, len(ac), (len(rows),), generator=generator)
-        context = encode_chunks(text_encoder, chunk_tokens(tokenizer, texts, 1, model.family), clip_skip, model.family)
+        with torch.no_grad():
+            context = encode_chunks(text_encoder, chunk_tokens(model.tokenizer, texts, 1, model.family),
+                                    1 + step % 2, model.family)
         pred = unet(add_noise(x0, noise, timesteps, ac), timesteps, context).sample
         per_sample = (pred.float() - noise).pow(2).mean(dim=(1, 2, 3))
         loss = (per_sample * min_snr_weight(timesteps, plan.min_snr_gamma, ac, "epsilon")).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
         decay = min(plan.ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
-            for name, p in _named_trainables(model):
+            for name, p in unet.named_parameters():
                 ema[name].lerp_(p.detach(), 1 - decay)
         done = step + 1
         if step % 50 == 0 or done == plan.unet_steps:
             rate = (done - start) * plan.unet_batch / max(time.monotonic() - started, 1e-9)
             say(f"unet step {done}/{plan.unet_steps}: loss {loss.item():.4f} ({rate:.1f} samples/s)")
+        if done % 200 == 0 or done == plan.unet_steps:
+            say(f"unet step {done}: prompt gap {prompt_gap(model, world, ac):+.1%}")
+            unet.train()
         if done % plan.save_every == 0 and done < plan.unet_steps:
-            _atomic_save({"unet": unet.state_dict(), "text_encoder": text_encoder.state_dict(),
-                          "optimizer": optimizer.state_dict(), "ema": ema, "step": done,
+            _atomic_save({"unet": unet.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema, "step": done,
                           "rng": rng.getstate(), "generator": generator.get_state()}, state_file)
     unet.eval()
-    text_encoder.eval()
     return ema
 
 
-def _named_trainables(model):
-    for part in ("unet", "text_encoder"):
-        for name, p in getattr(model, part).named_parameters():
-            yield f"{part}.{name}", p
+@torch.no_grad()
+def prompt_gap(model, world: dict[str, object], ac: torch.Tensor, count: int = 48) -> float:
+    """How much worse the UNet denoises square figures given other figures' captions than their own (fixed
+    noise, timesteps 100..900): near 0 means it ignores the prompt, which the loss alone cannot show."""
+    from ..text.conditioning import encode_prompts
+    from ..training.noise import add_noise
+
+    x0 = world["latents"]["128x128"][:count]
+    texts = [", ".join(caption) for caption in world["captions"]["128x128"][:count]]
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    timesteps = torch.linspace(100, 900, len(x0)).long()
+    noisy = add_noise(x0, noise, timesteps, ac)
+    model.unet.eval()
+
+    def error(prompts: list[str]) -> float:
+        context = encode_prompts(model, prompts, max_chunks=1)
+        return (model.unet(noisy, timesteps, context).sample - noise).pow(2).mean().item()
+
+    return error(texts[1:] + texts[:1]) / error(texts) - 1
 
 
 def _cosine(step: int, total: int, warmup: int) -> float:
@@ -249,21 +331,43 @@ def _atomic_save(obj, path: Path) -> None:
 
 # --- the whole run --------------------------------------------------------------------------------------------
 
+STAGE_FILES: dict[str, tuple[str, ...]] = {"vae": ("vae-state.pt", "vae.pt"), "latents": ("latents.pt",),
+                                           "text": ("text.pt",), "denoiser": ("denoiser-state.pt",)}
+
+
+def claim_stages(work: Path, plan: PretrainPlan) -> None:
+    """Record the settings each stage's files in `work` are made with (`<stage>.plan.json`); refuse, before any
+    work, to continue a stage with other settings, naming the files to delete to make it again."""
+    stale: dict[str, str] = {}
+    for stage, fields in STAGE_FIELDS.items():
+        record = work / f"{stage}.plan.json"
+        wanted = {name: getattr(plan, name) for name in fields}
+        had = json.loads(record.read_text()) if record.is_file() else wanted
+        if had != wanted:
+            stale[stage] = ", ".join(f"{name} {had.get(name)!r} there, {value!r} now"
+                                     for name, value in wanted.items() if had.get(name) != value)
+    if stale:
+        files = [name for stage in stale for name in (f"{stage}.plan.json", *STAGE_FILES[stage]) if (work / name).exists()]
+        raise UserError(f"{work} holds stages made with other settings: "
+                        + "; ".join(f"{stage} ({why})" for stage, why in stale.items())
+                        + f". Use the same options to continue, delete {', '.join(sorted(files))} there to make "
+                          "those stages again with these (the others are reused), or use another --work folder.")
+    for stage, fields in STAGE_FIELDS.items():
+        record = work / f"{stage}.plan.json"
+        if not record.is_file():
+            atomic_write_text(record, json.dumps({name: getattr(plan, name) for name in fields}, sort_keys=True))
+
+
 def pretrain(out: Path, plan: PretrainPlan, work: Path | None = None, precision: str | None = "fp16",
              say=print) -> Path:
-    """Run (or continue) the three stages and write the base model to `out`."""
+    """Run (or continue) the four stages and write the base model to `out`."""
     from ..models.metadata import modelspec_metadata
     from ..models.sd_model import save_model
     from ..tiny import build_random
 
     work = Path(work or out.with_name(out.name + ".work"))
     work.mkdir(parents=True, exist_ok=True)
-    plan_text = repr(sorted(asdict(plan).items()))
-    plan_file = work / "plan.txt"
-    if plan_file.is_file() and plan_file.read_text() != plan_text:
-        raise UserError(f"{work} holds a pretraining run with other settings ({plan_file}); "
-                        "use the same options to continue it, or another --work folder.")
-    atomic_write_text(plan_file, plan_text)
+    claim_stages(work, plan)
     model = build_random(CONFIG, seed=plan.seed)
     vae_file = work / "vae.pt"
     if vae_file.is_file():
@@ -271,7 +375,7 @@ def pretrain(out: Path, plan: PretrainPlan, work: Path | None = None, precision:
         say(f"VAE stage done earlier: {vae_file}")
     else:
         train_vae(model.vae, plan, work, say)
-        probe = torch.stack([pixels(draw_figure(figure_at(plan.seed + 2, i))) for i in range(0, 48, 3)])
+        probe = to_batch([draw_figure(figure_at(plan.seed + 2, i)) for i in range(0, 48, 3)])
         say(f"latent rescale ×{rescale_latents(model.vae, probe):.3f} for unit variance at scale {LATENT_SCALE}")
         _atomic_save(model.vae.state_dict(), vae_file)
     model.vae.requires_grad_(False)
@@ -281,10 +385,19 @@ def pretrain(out: Path, plan: PretrainPlan, work: Path | None = None, precision:
     else:
         world = encode_world(model.vae, plan, say)
         _atomic_save(world, world_file)
+    text_file = work / "text.pt"
+    if text_file.is_file():
+        model.text_encoder.load_state_dict(torch.load(text_file))
+        say(f"text stage done earlier: {text_file}")
+    else:
+        train_text_encoder(model, plan, say)
+        _atomic_save(model.text_encoder.state_dict(), text_file)
+    model.text_encoder.requires_grad_(False)
     ema = train_denoiser(model, world, plan, work, say)
     with torch.no_grad():
-        for name, p in _named_trainables(model):
+        for name, p in model.unet.named_parameters():
             p.copy_(ema[name])
+    plan_text = json.dumps(asdict(plan), sort_keys=True)
     meta = modelspec_metadata(model.config, title="tiny world SD1", resolution=(128, 128), date=WORLD_DATE,
                               extra={"ss_world_pretrain": plan_text})
     model.metadata = meta
