@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import shutil
 from dataclasses import replace
 
@@ -70,10 +71,38 @@ def test_other_settings_refuse_the_stage_they_change_and_name_its_files(pretrain
     with pytest.raises(UserError, match=r"denoiser \(unet_steps 4 there, 5 now\).*delete denoiser-state.pt, "
                                         r"denoiser.plan.json there") as caught:
         pretrain(root / "world.safetensors", replace(PLAN, unet_steps=5), say=lambda _: None)
-    assert "text" not in str(caught.value).split("settings:")[1].split(".")[0]  # only the changed stage
+    assert re.search(r"settings: denoiser \(unet_steps 4 there, 5 now\)\. Use", str(caught.value))  # that stage only
     with pytest.raises(UserError, match=r"text \(tag_keep 0.7 there, 0.9 now\); denoiser"):
         pretrain(root / "world.safetensors", replace(PLAN, tag_keep=0.9), say=lambda _: None)
     assert main([str(root / "world.safetensors"), "--work", str(work), "--unet-steps", "5"]) == 1
+
+
+def test_stage_files_without_recorded_settings_are_refused_and_a_stage_without_files_takes_new_ones(pretrained,
+                                                                                                  tmp_path):
+    root, _ = pretrained
+    work = tmp_path / "work"
+    shutil.copytree(root / "world.safetensors.work", work)
+    (work / "vae.plan.json").unlink()  # as a folder of an older version, which recorded no settings, holds
+    with pytest.raises(UserError, match=r"vae \(settings not recorded\).*delete vae-state.pt, vae.pt there"):
+        pretrain(tmp_path / "w.safetensors", PLAN, work, say=lambda _: None)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "denoiser.plan.json").write_text('{"unet_steps": 99}')  # a stage stopped before it saved anything
+    pretrain(tmp_path / "f.safetensors", PLAN, fresh, say=lambda _: None)
+    assert '"unet_steps": 4' in (fresh / "denoiser.plan.json").read_text()
+
+
+def test_without_the_star_the_vae_pictures_are_drawn_as_before_it():
+    """vae_star 0 makes the VAE stage of the shipped model: the same random draws as the code before the star."""
+    for whole in (True, False):
+        rng, before = random.Random(7), random.Random(7)
+        picture = _vae_picture(0, rng, 64, whole, 0.0)
+        if whole:
+            before.random()
+        else:
+            fig = figure_at(1, before.randrange(10**9))
+            before.randrange(fig.height - 64 + 1), before.randrange(fig.width - 64 + 1)
+        assert rng.getstate() == before.getstate() and picture.shape == (3, 64, 64)
 
 
 def test_a_new_unet_stage_reuses_the_earlier_stages(pretrained, tmp_path):
@@ -140,7 +169,7 @@ def test_the_prompt_gap_is_zero_for_a_unet_that_cannot_read_the_prompt():
     from library.sampling.schedule import alphas_cumprod
 
     model = build_random(CONFIG, seed=0)
-    world = encode_world(model.vae, replace(PLAN, images=6), say=lambda _: None)
+    world = encode_world(model.vae, PLAN, say=lambda _: None)
     ac = alphas_cumprod(model.config.scheduler)
     assert abs(prompt_gap(model, world, ac, count=2)) > 1e-4
     with torch.no_grad():  # cross-attention outputs cut: the prompt no longer reaches the UNet

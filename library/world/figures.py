@@ -59,7 +59,7 @@ STAR: Colour = (255, 200, 0)
 SKIN: Colour = (250, 220, 190)
 INK: Colour = (60, 30, 30)
 # The tags a caption can say about each attribute (an attribute may go unsaid): what the text encoder learns to
-# read in pretraining and the judge reads back from pictures.
+# read in pretraining; the judge reads the same groups back from pictures (with "no accessory" and the star added).
 TAG_GROUPS: dict[str, list[str]] = {
     "hair": [f"{name} hair" for name in WORLD_HAIR],
     "hair length": ["long hair", "short hair"],

@@ -46,7 +46,7 @@ WORLD_DATE = datetime(2026, 12, 7, tzinfo=timezone.utc)  # in the metadata, so t
 
 @dataclass(frozen=True)
 class PretrainPlan:
-    """Everything that decides the weights; the defaults made the shipped model."""
+    """Everything that decides the weights; the shipped model is the defaults with vae_star 0."""
 
     seed: int = 0
     vae_steps: int = 2000
@@ -199,8 +199,9 @@ def train_text_encoder(model, plan: PretrainPlan, say) -> None:
     from ..text.conditioning import chunk_tokens, encode_chunks
 
     text_encoder, sizes = model.text_encoder, [len(group) + 1 for group in TAG_GROUPS.values()]
-    torch.manual_seed(plan.seed)
-    probe = torch.nn.Linear(text_encoder.config.hidden_size, sum(sizes))
+    with torch.random.fork_rng():
+        torch.manual_seed(plan.seed)
+        probe = torch.nn.Linear(text_encoder.config.hidden_size, sum(sizes))
     params = list(text_encoder.parameters()) + list(probe.parameters())
     optimizer = torch.optim.AdamW(params, lr=plan.text_lr, weight_decay=0.0)
     rng = random.Random(f"text:{plan.seed}")
@@ -213,12 +214,11 @@ def train_text_encoder(model, plan: PretrainPlan, say) -> None:
                  for k in range(plan.text_batch)]
         tokens = chunk_tokens(model.tokenizer, texts, 1, model.family)
         ends = (tokens[:, 0] == EOS_ID).int().argmax(dim=1)
-        rows = (torch.arange(tokens.shape[-1]) >= ends[:, None]).nonzero()[:, 0]  # one row per end position
-        targets = torch.tensor([caption_targets(text) for text in texts])[rows]
+        mask = torch.arange(tokens.shape[-1]) >= ends[:, None]  # the end token and the padding after it
+        targets = torch.tensor([caption_targets(text) for text in texts])[mask.nonzero()[:, 0]]
         loss = torch.zeros(())
         for clip_skip in (1, 2):
             hidden = encode_chunks(text_encoder, tokens, clip_skip, model.family)
-            mask = torch.arange(hidden.shape[1]) >= ends[:, None]
             for k, logits in enumerate(probe(hidden[mask]).split(sizes, dim=1)):
                 loss = loss + torch.nn.functional.cross_entropy(logits, targets[:, k])
         optimizer.zero_grad(set_to_none=True)
@@ -239,7 +239,7 @@ def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Pa
     from ..training.losses import min_snr_weight
     from ..training.noise import add_noise
 
-    unet, text_encoder = model.unet, model.text_encoder
+    unet, text_encoder = model.unet, model.text_encoder.eval()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=plan.lr, weight_decay=0.01)
     ema = {name: p.detach().clone() for name, p in unet.named_parameters()}
     latents, captions = world["latents"], world["captions"]
@@ -287,8 +287,7 @@ def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Pa
             rate = (done - start) * plan.unet_batch / max(time.monotonic() - started, 1e-9)
             say(f"unet step {done}/{plan.unet_steps}: loss {loss.item():.4f} ({rate:.1f} samples/s)")
         if done % 200 == 0 or done == plan.unet_steps:
-            say(f"unet step {done}: prompt gap {prompt_gap(model, world, ac):+.1%}")
-            unet.train()
+            say(f"unet step {done}: prompt gap {prompt_gap(model, world, ac):+.1%} (training weights, not the EMA)")
         if done % plan.save_every == 0 and done < plan.unet_steps:
             _atomic_save({"unet": unet.state_dict(), "optimizer": optimizer.state_dict(), "ema": ema, "step": done,
                           "rng": rng.getstate(), "generator": generator.get_state()}, state_file)
@@ -308,13 +307,16 @@ def prompt_gap(model, world: dict[str, object], ac: torch.Tensor, count: int = 4
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
     timesteps = torch.linspace(100, 900, len(x0)).long()
     noisy = add_noise(x0, noise, timesteps, ac)
+    training = model.unet.training
     model.unet.eval()
 
     def error(prompts: list[str]) -> float:
         context = encode_prompts(model, prompts, max_chunks=1)
         return (model.unet(noisy, timesteps, context).sample - noise).pow(2).mean().item()
 
-    return error(texts[1:] + texts[:1]) / error(texts) - 1
+    gap = error(texts[1:] + texts[:1]) / error(texts) - 1
+    model.unet.train(training)
+    return gap
 
 
 def _cosine(step: int, total: int, warmup: int) -> float:
@@ -337,25 +339,26 @@ STAGE_FILES: dict[str, tuple[str, ...]] = {"vae": ("vae-state.pt", "vae.pt"), "l
 
 def claim_stages(work: Path, plan: PretrainPlan) -> None:
     """Record the settings each stage's files in `work` are made with (`<stage>.plan.json`); refuse, before any
-    work, to continue a stage with other settings, naming the files to delete to make it again."""
+    work, to continue a stage whose files were made with other settings (or with unrecorded ones, by an older
+    version), naming the files to delete to make it again. A stage without files takes the new settings."""
     stale: dict[str, str] = {}
     for stage, fields in STAGE_FIELDS.items():
         record = work / f"{stage}.plan.json"
         wanted = {name: getattr(plan, name) for name in fields}
-        had = json.loads(record.read_text()) if record.is_file() else wanted
-        if had != wanted:
+        if not any((work / name).exists() for name in STAGE_FILES[stage]):
+            atomic_write_text(record, json.dumps(wanted, sort_keys=True))
+        elif not record.is_file():
+            stale[stage] = "settings not recorded"
+        elif (had := json.loads(record.read_text())) != wanted:
             stale[stage] = ", ".join(f"{name} {had.get(name)!r} there, {value!r} now"
                                      for name, value in wanted.items() if had.get(name) != value)
     if stale:
-        files = [name for stage in stale for name in (f"{stage}.plan.json", *STAGE_FILES[stage]) if (work / name).exists()]
+        files = [name for stage in stale for name in (f"{stage}.plan.json", *STAGE_FILES[stage])
+                 if (work / name).exists()]
         raise UserError(f"{work} holds stages made with other settings: "
                         + "; ".join(f"{stage} ({why})" for stage, why in stale.items())
                         + f". Use the same options to continue, delete {', '.join(sorted(files))} there to make "
                           "those stages again with these (the others are reused), or use another --work folder.")
-    for stage, fields in STAGE_FIELDS.items():
-        record = work / f"{stage}.plan.json"
-        if not record.is_file():
-            atomic_write_text(record, json.dumps({name: getattr(plan, name) for name in fields}, sort_keys=True))
 
 
 def pretrain(out: Path, plan: PretrainPlan, work: Path | None = None, precision: str | None = "fp16",
