@@ -78,6 +78,11 @@ STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "text": ("seed", "text_steps", "text_batch", "text_lr", *_CAPTION_FIELDS),
     "denoiser": tuple(name for name in PretrainPlan.__dataclass_fields__ if name != "save_every"),
 }
+# The files each stage leaves in the work folder: its resumable state and its result.
+VAE_STATE, VAE_RESULT, LATENTS, TEXT_RESULT, DENOISER_STATE = (
+    "vae-state.pt", "vae.pt", "latents.pt", "text.pt", "denoiser-state.pt")
+STAGE_FILES: dict[str, tuple[str, ...]] = {"vae": (VAE_STATE, VAE_RESULT), "latents": (LATENTS,),
+                                           "text": (TEXT_RESULT,), "denoiser": (DENOISER_STATE,)}
 
 
 def training_caption(caption: list[str], rng: random.Random, plan: PretrainPlan) -> str:
@@ -95,7 +100,7 @@ def train_vae(vae: torch.nn.Module, plan: PretrainPlan, work: Path, say) -> None
     """L1 on the posterior mean (a plain autoencoder); the state is saved every `save_every` steps."""
     rng = random.Random(f"vae:{plan.seed}")
     optimizer = torch.optim.AdamW(vae.parameters(), lr=plan.vae_lr, weight_decay=0.0)
-    start, state_file = 0, work / "vae-state.pt"
+    start, state_file = 0, work / VAE_STATE
     if state_file.is_file():
         state = torch.load(state_file, weights_only=False)
         vae.load_state_dict(state["vae"])
@@ -248,7 +253,7 @@ def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Pa
     rng, generator = random.Random(f"unet:{plan.seed}"), torch.Generator().manual_seed(plan.seed)
     ac = alphas_cumprod(model.config.scheduler)
     start = 0
-    state_file = work / "denoiser-state.pt"
+    state_file = work / DENOISER_STATE
     if state_file.is_file():
         state = torch.load(state_file, weights_only=False)
         unet.load_state_dict(state["unet"])
@@ -333,10 +338,6 @@ def _atomic_save(obj, path: Path) -> None:
 
 # --- the whole run --------------------------------------------------------------------------------------------
 
-STAGE_FILES: dict[str, tuple[str, ...]] = {"vae": ("vae-state.pt", "vae.pt"), "latents": ("latents.pt",),
-                                           "text": ("text.pt",), "denoiser": ("denoiser-state.pt",)}
-
-
 def claim_stages(work: Path, plan: PretrainPlan) -> None:
     """Record the settings each stage's files in `work` are made with (`<stage>.plan.json`); refuse, before any
     work, to continue a stage whose files were made with other settings (or with unrecorded ones, by an older
@@ -372,7 +373,7 @@ def pretrain(out: Path, plan: PretrainPlan, work: Path | None = None, precision:
     work.mkdir(parents=True, exist_ok=True)
     claim_stages(work, plan)
     model = build_random(CONFIG, seed=plan.seed)
-    vae_file = work / "vae.pt"
+    vae_file = work / VAE_RESULT
     if vae_file.is_file():
         model.vae.load_state_dict(torch.load(vae_file))
         say(f"VAE stage done earlier: {vae_file}")
@@ -382,13 +383,13 @@ def pretrain(out: Path, plan: PretrainPlan, work: Path | None = None, precision:
         say(f"latent rescale ×{rescale_latents(model.vae, probe):.3f} for unit variance at scale {LATENT_SCALE}")
         _atomic_save(model.vae.state_dict(), vae_file)
     model.vae.requires_grad_(False)
-    world_file = work / "latents.pt"
+    world_file = work / LATENTS
     if world_file.is_file():
         world = torch.load(world_file, weights_only=False)
     else:
         world = encode_world(model.vae, plan, say)
         _atomic_save(world, world_file)
-    text_file = work / "text.pt"
+    text_file = work / TEXT_RESULT
     if text_file.is_file():
         model.text_encoder.load_state_dict(torch.load(text_file))
         say(f"text stage done earlier: {text_file}")
