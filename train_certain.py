@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from library.errors import UserError
+from library.errors import run_reporting_user_errors
 
 QUICKSTART_FLAG = "--quickstart"
 QUICKSTART_CONFIG = Path(__file__).resolve().parent / "configs" / "presets" / "quickstart.toml"
@@ -44,11 +44,7 @@ def run(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        return run(list(sys.argv[1:] if argv is None else argv))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_reporting_user_errors(lambda: run(list(sys.argv[1:] if argv is None else argv)), status=2)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 from PIL import Image
 
 from library.atomic import atomic_write_bytes, atomic_write_text
-from library.errors import UserError
+from library.errors import UserError, run_reporting_user_errors
 from library.world.figures import (BACKGROUND_COLOURS, EYE_COLOURS, HAIR_COLOURS, NOVEL_ACCESSORY, SHIRT_COLOURS,
                                    Figure, draw_figure, tags)
 
@@ -154,13 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="new or empty folder, or an earlier sample set")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
     args = parser.parse_args(argv)
-    try:
-        dataset = write_sample_dataset(args.out_dir, seed=args.seed)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(dataset.summary())
-    return 0
+
+    def work() -> None:
+        print(write_sample_dataset(args.out_dir, seed=args.seed).summary())
+
+    return run_reporting_user_errors(work, status=1)
 
 
 if __name__ == "__main__":

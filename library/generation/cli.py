@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from ..errors import UserError
+from ..errors import run_reporting_user_errors
 
 COMMANDS = ("txt2img", "compare")
 
@@ -68,16 +68,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; a UserError prints its message and gives exit status 2."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.command == "compare":
-            from .compare import run_compare
-            result = run_compare(args)
-            print(f"grid: {result.grid}\nhtml: {result.html}")
-        else:
-            from .modes import run_txt2img
-            written = run_txt2img(args)
-            print(f"{len(written)} image(s) written to {args.outdir}")
-    except UserError as error:
-        print(f"gen_reg_images.py: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_user_errors(lambda: run(args), status=2, prog="gen_reg_images.py")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Do one parsed command and say what it wrote."""
+    if args.command == "compare":
+        from .compare import run_compare
+        result = run_compare(args)
+        print(f"grid: {result.grid}\nhtml: {result.html}")
+    else:
+        from .modes import run_txt2img
+        written = run_txt2img(args)
+        print(f"{len(written)} image(s) written to {args.outdir}")

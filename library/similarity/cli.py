@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import UserError
+from ..errors import run_reporting_user_errors
 from .blocks import BLOCK_SETS, DEFAULT_SEED
 
 
@@ -34,13 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the table; a UserError prints its message and gives exit status 2."""
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except UserError as error:
-        print(f"similarity.py: error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_reporting_user_errors(lambda: run(build_parser().parse_args(argv)), status=2, prog="similarity.py")
 
 
 def run(args: argparse.Namespace) -> None:

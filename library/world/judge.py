@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import UserError
+from ..errors import run_reporting_user_errors
 from ..sampling.request import GenerationRequest
 from .figures import ACCESSORIES, GRADIENT, INK, NOVEL_ACCESSORY, SKIN, STAR, WORLD_BACKGROUNDS, WORLD_EYES, WORLD_HAIR, WORLD_SHIRTS, draw_figure
 from .judge_net import ATTRIBUTES, load_judge, read_attributes, truth
@@ -190,13 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = JudgeSettings(replace(defaults.picture, steps=args.steps, clip_skip=args.clip_skip, cfg_scale=args.cfg_scale),
                              seeds=args.seeds)
-    try:
-        report, prompts, images = judge_model(args.model, args.judge, settings, args.concept, args.device)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_reporting_user_errors(lambda: run(args, settings), status=1)
+
+
+def run(args: argparse.Namespace, settings: JudgeSettings) -> None:
+    """Judge, write the report (and grid), print the figures."""
     from ..atomic import atomic_write_text
 
+    report, prompts, images = judge_model(args.model, args.judge, settings, args.concept, args.device)
     atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
     if args.grid:
         write_grid(args.grid, prompts, images, settings.seeds)
@@ -207,8 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     look = report["looks like the world"]
     print(f"palette share {look['palette share']:.1%} (true world pictures {look['palette share of true world pictures']:.1%})")
     print(f"wrote {args.json}")
-    return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

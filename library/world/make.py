@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ..atomic import atomic_write_text
-from ..errors import UserError
+from ..errors import run_reporting_user_errors
 from ..sample_data import check_target, write_png
 from .figures import draw_figure, tags
 from .sampling import figure_at
@@ -48,13 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
-    try:
+
+    def work() -> None:
         written = write_world(args.out_dir, args.count, args.seed, progress=True)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{args.out_dir}: {written} figures written, {args.count - written} already there (seed {args.seed}).")
-    return 0
+        print(f"{args.out_dir}: {written} figures written, {args.count - written} already there (seed {args.seed}).")
+
+    return run_reporting_user_errors(work, status=1)
 
 
 if __name__ == "__main__":

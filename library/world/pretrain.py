@@ -35,8 +35,8 @@ import torch
 
 from ..atomic import atomic_path, atomic_write_text
 from ..data.pixels import to_batch
-from ..errors import UserError
-from .figures import NOVEL_ACCESSORY, TAG_GROUPS, draw_figure, tags
+from ..errors import UserError, run_reporting_user_errors
+from .figures import NOVEL_ACCESSORY, TAG_GROUPS, Figure, draw_figure, tags
 from .sampling import figure_at, world_figure
 
 CONFIG = "tiny-world-sd1"  # tiny-sd1 with group norms of 4+ channels (colour survives them) and 64-wide text
@@ -169,22 +169,19 @@ def rescale_latents(vae: torch.nn.Module, samples: torch.Tensor) -> float:
 @torch.no_grad()
 def encode_world(vae: torch.nn.Module, plan: PretrainPlan, say, batch: int = 64) -> dict[str, object]:
     """Posterior means × LATENT_SCALE of figures 0..images-1, grouped by size, with each figure's tags."""
-    groups: dict[tuple[int, int], list[int]] = {}
+    groups: dict[tuple[int, int], list[Figure]] = {}
     for index in range(plan.images):
         fig = figure_at(plan.seed, index)
-        groups.setdefault((fig.width, fig.height), []).append(index)
+        groups.setdefault((fig.width, fig.height), []).append(fig)
     latents, captions = {}, {}
     started = time.monotonic()
-    for size, indices in groups.items():
-        chunks = []
-        for start in range(0, len(indices), batch):
-            figs = [figure_at(plan.seed, i) for i in indices[start:start + batch]]
-            images = to_batch([draw_figure(fig) for fig in figs])
-            chunks.append(vae.encode(images).latent_dist.mean * LATENT_SCALE)
-        key = f"{size[0]}x{size[1]}"
-        latents[key] = torch.cat(chunks)
-        captions[key] = [tags(figure_at(plan.seed, i)) for i in indices]
-        say(f"encoded {len(indices)} figures of {key} ({time.monotonic() - started:.0f} s)")
+    for (width, height), figs in groups.items():
+        chunks = [vae.encode(to_batch([draw_figure(fig) for fig in figs[start:start + batch]])).latent_dist.mean
+                  for start in range(0, len(figs), batch)]
+        key = f"{width}x{height}"
+        latents[key] = torch.cat(chunks) * LATENT_SCALE
+        captions[key] = [tags(fig) for fig in figs]
+        say(f"encoded {len(figs)} figures of {key} ({time.monotonic() - started:.0f} s)")
     return {"latents": latents, "captions": captions}
 
 
@@ -418,13 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"default {value}")
     args = parser.parse_args(argv)
     plan = PretrainPlan(**{name: getattr(args, name) for name in asdict(defaults)})
-    try:
+
+    def work() -> None:
         path = pretrain(args.out, plan, args.work, args.precision)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    return 0
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+    return run_reporting_user_errors(work, status=1)
 
 
 if __name__ == "__main__":
