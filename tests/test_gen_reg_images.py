@@ -183,12 +183,12 @@ def test_wordfreq_mode_draws_words_in_proportion_to_their_counts(tiny_sd1, tmp_p
 
     words, out = tmp_path / "words.txt", tmp_path / "out"
     words.write_text("cat 70\ndog 20\nbird 10\n")
-    argv = ["--model", str(tiny_sd1), "--wordfreq", str(words), "--count", "120", "--seed", "3", "--steps", "1",
+    argv = ["--model", str(tiny_sd1), "--wordfreq", str(words), "--count", "60", "--seed", "3", "--steps", "1",
             "--width", "64", "--height", "64", "--outdir", str(out)]
     assert main(argv) == 0
     records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     counts = {w: sum(r["word"] == w for r in records) for w in ("cat", "dog", "bird")}
-    assert sum(counts.values()) == 120 and len({r["file"] for r in records}) == 120  # each image once
+    assert sum(counts.values()) == 60 and len({r["file"] for r in records}) == 60  # each image once
     _, _, p_value = chi_square(counts, load_word_list(str(words)))
     assert p_value > 0.001, counts
     assert all((out / r["file"]).with_suffix(".txt").read_text().strip() == r["word"] for r in records[:5])

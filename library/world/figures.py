@@ -114,13 +114,18 @@ def draw_figure(fig: Figure) -> Image.Image:
     return image
 
 
+def star_centre(fig: Figure) -> tuple[float, float]:
+    """Where the novel star sits: above the right temple."""
+    return fig.cx + 0.75 * fig.r, fig.cy - 0.8 * fig.r
+
+
 def _draw_accessory(draw: ImageDraw.ImageDraw, fig: Figure) -> None:
     """Each accessory has its own shape and place, so a judge can tell them apart."""
     cx, cy, r = fig.cx, fig.cy, fig.r
-    if fig.accessory == NOVEL_ACCESSORY:  # a five-pointed star above the right temple
-        sx, sy, outer = cx + 0.75 * r, cy - 0.8 * r, 0.38 * r
-        points = [(sx + (outer if k % 2 == 0 else 0.45 * outer) * math.sin(k * math.pi / 5),
-                   sy - (outer if k % 2 == 0 else 0.45 * outer) * math.cos(k * math.pi / 5)) for k in range(10)]
+    if fig.accessory == NOVEL_ACCESSORY:  # a large five-pointed star above the right temple
+        (sx, sy), outer = star_centre(fig), 0.6 * r  # large, so that the tiny VAE's 8-pixel latent keeps its shape
+        points = [(sx + (outer if k % 2 == 0 else 0.5 * outer) * math.sin(k * math.pi / 5),
+                   sy - (outer if k % 2 == 0 else 0.5 * outer) * math.cos(k * math.pi / 5)) for k in range(10)]
         draw.polygon(points, fill=STAR, outline=INK)
     elif fig.accessory == "hair bow":  # two triangles on top of the head
         top = cy - 1.05 * r

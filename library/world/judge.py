@@ -21,11 +21,12 @@ from typing import Sequence
 from ..errors import run_reporting_user_errors
 from ..sampling.request import GenerationRequest
 from .figures import ACCESSORIES, GRADIENT, INK, NOVEL_ACCESSORY, SKIN, STAR, WORLD_BACKGROUNDS, WORLD_EYES, WORLD_HAIR, WORLD_SHIRTS, draw_figure
-from .judge_net import ATTRIBUTES, load_judge, read_attributes, truth
+from .judge_net import ATTRIBUTES, judge_figure, load_judge, read_attributes, truth
 from .sampling import HELD_OUT_PAIRS, figure_at
 
 DEFAULT_JUDGE = Path(__file__).resolve().parents[2] / "models" / "tiny-world-judge.safetensors"
 CONCEPT_HAIR = ("blue", "pink", "black")  # `--concept` also asks for the concept with these hair colours
+JUDGE_CEILING_SEED = 7  # true pictures for the VAE ceiling: a judge seed it did not train on
 PALETTE_TOLERANCE = 16  # a pixel is "world-coloured" when each channel is within this of a world colour
 
 
@@ -132,7 +133,8 @@ def judge_model(model_path: str | Path, judge_path: str | Path = DEFAULT_JUDGE, 
                 concept: str | None = None, device: str | None = None, progress: bool = True,
                 attributes: Sequence[str] | None = None):
     """Generate the prompt set with `model_path` and score it; returns (report, prompts, images).
-    `attributes`: ask only about these (a quick check); None asks about all, with the held-out pairs."""
+    `attributes`: ask only about these (a quick check, without the VAE ceiling); None asks about all, with the
+    held-out pairs."""
     from ..generation.txt2img import open_model, pick_device
     from ..models.hashes import file_sha256
     from ..sampling.generate import generate
@@ -146,23 +148,38 @@ def judge_model(model_path: str | Path, judge_path: str | Path = DEFAULT_JUDGE, 
                                         progress=progress)]
     seen = read_attributes(net, images)
     real = [draw_figure(figure_at(0, i)) for i in range(48)]
+    ceiling = vae_ceiling(model, net) if attributes is None else {}
     report = {
         "model": str(model_path),
         "model_sha256": file_sha256(Path(model_path)) if Path(model_path).is_file() else None,
         "settings": settings.describe(),
-        "judge_accuracy_on_world": json.loads(_judge_meta(judge_path).get("accuracy_on_world", "{}")),
+        "judge_accuracy_on_world": net.accuracy_on_world,
         **score(prompts, seen, settings, world_frequencies()),
+        "vae ceiling": {name: round(share, 4) for name, share in ceiling.items()},
         "looks like the world": {"palette share": round(palette_share(images), 4),
                                  "palette share of true world pictures": round(palette_share(real), 4)},
     }
     return report, prompts, images
 
 
-def _judge_meta(path: str | Path) -> dict[str, str]:
-    from safetensors import safe_open
+def vae_ceiling(model, net, count: int = 96) -> dict[str, float]:
+    """Per attribute, the share of true world pictures the judge still reads right once the model's VAE has
+    encoded and decoded them: the most that any picture this model draws can show (a tiny VAE loses small things)."""
+    import torch
 
-    with safe_open(str(path), "pt") as f:
-        return f.metadata() or {}
+    from ..data.pixels import to_batch
+    from ..sampling.decode import decode_latents, to_pil
+
+    vae = model.vae
+    figs = [judge_figure(JUDGE_CEILING_SEED, index) for index in range(count)]
+    pictures = []
+    with torch.no_grad():
+        for fig in figs:
+            pixels = to_batch([draw_figure(fig)]).to(next(vae.parameters()).dtype)
+            latents = vae.encode(pixels).latent_dist.mean.float() * vae.config.scaling_factor
+            pictures += to_pil(decode_latents(vae, latents))
+    seen = read_attributes(net, pictures)
+    return {name: sum(s[name] == truth(f)[name] for s, f in zip(seen, figs)) / count for name in ATTRIBUTES}
 
 
 def write_grid(path: Path, prompts: list[JudgePrompt], images, seeds: int) -> None:
@@ -201,9 +218,11 @@ def run(args: argparse.Namespace, settings: JudgeSettings) -> None:
     atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
     if args.grid:
         write_grid(args.grid, prompts, images, settings.seeds)
+    ceiling = report["vae ceiling"]
     for group in ("attributes", "held-out pairs", "concept"):
         for key, entry in report.get(group, {}).items():
-            print(f"{group:>15} {key:<22} shown {entry['shown']:6.1%}  chance {entry['chance']:6.1%}  "
+            most = f"  VAE ceiling {ceiling[key]:6.1%}" if group == "attributes" and key in ceiling else ""
+            print(f"{group:>15} {key:<22} shown {entry['shown']:6.1%}  chance {entry['chance']:6.1%}{most}  "
                   f"({entry['pictures']} pictures)")
     look = report["looks like the world"]
     print(f"palette share {look['palette share']:.1%} (true world pictures {look['palette share of true world pictures']:.1%})")

@@ -56,6 +56,7 @@ class JudgeNet(torch.nn.Module):
             layers += [torch.nn.Conv2d(a, b, 3, stride=2, padding=1), torch.nn.BatchNorm2d(b), torch.nn.ReLU()]
         self.features = torch.nn.Sequential(*layers)
         self.head = torch.nn.Linear(2 * widths[-1], sum(len(v) for v in ATTRIBUTES.values()))
+        self.accuracy_on_world: dict[str, float] = {}  # measured when it was made, kept in its file
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         h = self.features(x)
@@ -64,8 +65,8 @@ class JudgeNet(torch.nn.Module):
 
 
 def to_input(images: list[Image.Image]) -> torch.Tensor:
-    """Pictures of any size as the judge reads them: RGB, 128×128, [0, 1]."""
-    return (to_batch([image.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR) for image in images]) + 1) / 2
+    """Pictures of any size as the judge reads them: RGB, 128×128, [-1, 1]."""
+    return to_batch([image.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR) for image in images])
 
 
 @torch.no_grad()
@@ -108,7 +109,7 @@ def train_judge(steps: int = 2500, batch: int = 32, seed: int = 0, say=print) ->
     for step in range(steps):
         figs = [judge_figure(seed, step * batch + k) for k in range(batch)]
         x = to_input([_roughen(draw_figure(fig), rng) for fig in figs])
-        x = (x + 0.03 * torch.randn(x.shape)).clamp(0, 1)
+        x = (x + 0.06 * torch.randn(x.shape)).clamp(-1, 1)
         logits = net(x)
         loss = sum(torch.nn.functional.cross_entropy(logits[name], torch.tensor(
             [values.index(truth(fig)[name]) for fig in figs])) for name, values in ATTRIBUTES.items())
@@ -148,11 +149,13 @@ def load_judge(path: Path) -> JudgeNet:
     if not path.is_file():
         raise UserError(f"judge weights {path} not found; make them with `python -m library.world.judge_net {path}`.")
     with safe_open(str(path), "pt") as f:
-        if json.loads((f.metadata() or {}).get("attributes", "{}")) != ATTRIBUTES:
-            raise UserError(f"{path} was trained for other attributes than this world has; train it again with "
-                            f"`python -m library.world.judge_net {path}`.")
+        meta = f.metadata() or {}
+    if json.loads(meta.get("attributes", "{}")) != ATTRIBUTES:
+        raise UserError(f"{path} was trained for other attributes than this world has; train it again with "
+                        f"`python -m library.world.judge_net {path}`.")
     net = JudgeNet()
     net.load_state_dict(load_file(str(path)))
+    net.accuracy_on_world = json.loads(meta.get("accuracy_on_world", "{}"))
     return net.eval()
 
 

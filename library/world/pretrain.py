@@ -2,8 +2,9 @@
 
 Four stages on the tiny SD1 layout, all on figures drawn in memory from the world (`figure_at`):
 1. the VAE learns to reconstruct small figures and crops as a plain autoencoder (L1 on the posterior mean; some
-   wear the star hair ornament, which the UNet never sees, so that a fine-tune can teach it), then its latent is
-   rescaled exactly so that latents × 0.18215 have unit variance, as SD's generation code assumes;
+   wear the star hair ornament, cropped around it, which the UNet never sees, so that a fine-tune can teach it),
+   then its latent is rescaled exactly so that latents × 0.18215 have unit variance, as SD's generation code
+   assumes;
 2. `--images` figures are encoded once (posterior means), with their tags;
 3. the text encoder learns to read captions: a linear probe must tell, from every position at and after the end
    token, which tag of each group (`TAG_GROUPS`) the caption says or that it says none. This stands in for CLIP's
@@ -36,7 +37,7 @@ import torch
 from ..atomic import atomic_path, atomic_write_text
 from ..data.pixels import to_batch
 from ..errors import UserError, run_reporting_user_errors
-from .figures import NOVEL_ACCESSORY, TAG_GROUPS, Figure, draw_figure, tags
+from .figures import NOVEL_ACCESSORY, TAG_GROUPS, Figure, draw_figure, star_centre, tags
 from .sampling import figure_at, world_figure
 
 CONFIG = "tiny-world-sd1"  # tiny-sd1 with group norms of 4+ channels (colour survives them) and 64-wide text
@@ -135,15 +136,23 @@ def _vae_picture(seed: int, rng: random.Random, side: int, whole: bool, star: fl
     orange blob, and no fine-tune could then teach the quickstart's concept."""
     fig = world_figure(random.Random(f"vae:{seed}:{rng.random()}"), (side, side)) if whole else \
         figure_at(seed + 1, rng.randrange(10**9))
+    around = None
     if star > 0 and rng.random() < star:  # no draw at 0: the stream of pictures is then the one before the star
-        fig = replace(fig, accessory=NOVEL_ACCESSORY)
+        fig, around = replace(fig, accessory=NOVEL_ACCESSORY), star_centre(fig)
     picture = to_batch([draw_figure(fig)])[0]
-    return picture if whole else _random_crop(picture, side, rng)
+    return picture if whole else _random_crop(picture, side, rng, around)
 
 
-def _random_crop(image: torch.Tensor, size: int, rng: random.Random) -> torch.Tensor:
+def _random_crop(image: torch.Tensor, size: int, rng: random.Random,
+                 around: tuple[float, float] | None = None) -> torch.Tensor:
+    """A random `size` square; with `around` (x, y), one of those that hold that point."""
     _, height, width = image.shape
-    top, left = rng.randrange(height - size + 1), rng.randrange(width - size + 1)
+    rows, cols = range(height - size + 1), range(width - size + 1)
+    if around is not None:
+        x, y = round(around[0]), round(around[1])
+        rows = range(max(0, y - size + 1), min(height - size, y) + 1) or rows
+        cols = range(max(0, x - size + 1), min(width - size, x) + 1) or cols
+    top, left = rng.choice(rows), rng.choice(cols)
     return image[:, top:top + size, left:left + size]
 
 
