@@ -15,7 +15,8 @@ from library.errors import UserError
 from library.world.figures import draw_figure
 from library.world.judge import (DEFAULT_JUDGE, JudgePrompt, JudgeSettings, judge_model, main, palette_share,
                                  prompt_set, score, vae_ceiling, world_frequencies)
-from library.world.judge_net import ATTRIBUTES, JudgeNet, judge_figure, load_judge, read_attributes, save_judge, truth
+from library.world.judge_net import (ATTRIBUTES, JudgeNet, judge_figure, load_judge, read_attributes, save_judge, truth,
+                                     with_tag)
 from library.world.sampling import HELD_OUT_PAIRS
 
 BASE = DEFAULT_JUDGE.with_name("tiny-world-sd1.safetensors")
@@ -99,10 +100,22 @@ def test_the_vae_ceiling_reads_pictures_after_the_models_own_vae(judge):
     from library.models.sd_model import load_model
     from library.tiny import build_random
 
-    shipped = vae_ceiling(load_model(BASE), judge, count=32)
-    untrained = vae_ceiling(build_random("tiny-world-sd1", seed=5), judge, count=32)
+    shipped = vae_ceiling(load_model(BASE), judge, per_value=1)
+    untrained = vae_ceiling(build_random("tiny-world-sd1", seed=5), judge, per_value=1)
     assert shipped["background"] >= 0.9 and shipped["hair length"] >= 0.8
-    assert untrained["background"] < 0.5  # a random VAE's pictures keep nothing the judge can read
+    assert untrained["background"] < 0.3 and shipped["background"] - untrained["background"] > 0.6
+
+
+def test_with_tag_gives_each_attribute_each_value_and_the_judges_file_keeps_its_accuracy(tmp_path):
+    fig = judge_figure(7, 0)
+    for name, values in ATTRIBUTES.items():
+        for tag in values:
+            changed = with_tag(fig, name, tag)
+            assert truth(changed)[name] == tag
+            assert {k: v for k, v in truth(changed).items() if k != name} == \
+                {k: v for k, v in truth(fig).items() if k != name}
+    saved = save_judge(JudgeNet(), tmp_path / "judge.safetensors", {"hair": 0.5})
+    assert load_judge(saved).accuracy_on_world == {"hair": 0.5}
 
 
 def test_the_command_writes_a_report_and_a_grid(tmp_path, capsys):

@@ -18,8 +18,9 @@ from library.models.sd_model import load_model
 from library.tiny import build_random, build_tiny
 from library.text.conditioning import encode_prompts
 from library.world.figures import STAR, TAG_GROUPS, draw_figure
-from library.world.pretrain import (CONFIG, LATENT_SCALE, PretrainPlan, _vae_picture, caption_targets, encode_world,
-                                    main, pretrain, prompt_gap, rescale_latents, train_text_encoder, training_caption)
+from library.world.pretrain import (CONFIG, LATENT_SCALE, PretrainPlan, _random_crop, _vae_picture, caption_targets,
+                                    encode_world, main, pretrain, prompt_gap, rescale_latents, train_text_encoder,
+                                    training_caption)
 from library.world.sampling import figure_at
 
 PLAN = PretrainPlan(vae_steps=4, vae_batch=4, images=6, text_steps=3, text_batch=4, unet_steps=4, unet_batch=3, warmup=1,
@@ -177,6 +178,15 @@ def test_the_prompt_gap_is_zero_for_a_unet_that_cannot_read_the_prompt():
             if ".attn2.to_out." in name:
                 p.zero_()
     assert prompt_gap(model, world, ac, count=2) == 0.0
+
+
+def test_a_crop_around_a_box_holds_all_of_it():
+    image = torch.zeros(1, 128, 192)
+    image[0, 90:120, 150:180] = 1.0  # the box (150, 90, 180, 120) as (left, top, right, bottom)
+    rng = random.Random(0)
+    crops = [_random_crop(image, 64, rng, (150, 90, 180, 120)) for _ in range(50)]
+    assert all(crop.sum() == 30 * 30 for crop in crops)
+    assert len({tuple(crop.nonzero()[0].tolist()) for crop in crops}) > 5  # still random where it can be
 
 
 def test_some_vae_pictures_wear_the_star_the_unet_never_sees_and_the_crops_of_those_hold_it():

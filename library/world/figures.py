@@ -45,7 +45,7 @@ BACKGROUND_COLOURS: dict[str, Colour] = {
     "pink": (250, 200, 215),
 }
 GRADIENT: tuple[Colour, Colour] = ((120, 170, 240), (250, 250, 255))  # top, bottom
-# The world has more of each; the sample dataset keeps to the tables above, so its files never change.
+# The world has more of each; the sample dataset keeps to the tables above (only its star was ever redrawn).
 WORLD_HAIR: dict[str, Colour] = {**HAIR_COLOURS, "purple": (130, 70, 180), "orange": (240, 140, 40),
                                   "grey": (130, 130, 140)}
 WORLD_EYES: dict[str, Colour] = {**EYE_COLOURS, "yellow": (225, 190, 30), "grey": (120, 120, 130)}
@@ -114,16 +114,17 @@ def draw_figure(fig: Figure) -> Image.Image:
     return image
 
 
-def star_centre(fig: Figure) -> tuple[float, float]:
-    """Where the novel star sits: above the right temple."""
-    return fig.cx + 0.75 * fig.r, fig.cy - 0.8 * fig.r
+def star_place(fig: Figure) -> tuple[float, float, float]:
+    """Where the novel star sits, (x, y, outer radius): above the right temple, large, so that the tiny VAE's
+    8-pixel latent keeps its shape."""
+    return fig.cx + 0.75 * fig.r, fig.cy - 0.8 * fig.r, 0.6 * fig.r
 
 
 def _draw_accessory(draw: ImageDraw.ImageDraw, fig: Figure) -> None:
     """Each accessory has its own shape and place, so a judge can tell them apart."""
     cx, cy, r = fig.cx, fig.cy, fig.r
     if fig.accessory == NOVEL_ACCESSORY:  # a large five-pointed star above the right temple
-        (sx, sy), outer = star_centre(fig), 0.6 * r  # large, so that the tiny VAE's 8-pixel latent keeps its shape
+        sx, sy, outer = star_place(fig)
         points = [(sx + (outer if k % 2 == 0 else 0.5 * outer) * math.sin(k * math.pi / 5),
                    sy - (outer if k % 2 == 0 else 0.5 * outer) * math.cos(k * math.pi / 5)) for k in range(10)]
         draw.polygon(points, fill=STAR, outline=INK)

@@ -21,7 +21,7 @@ from typing import Sequence
 from ..errors import run_reporting_user_errors
 from ..sampling.request import GenerationRequest
 from .figures import ACCESSORIES, GRADIENT, INK, NOVEL_ACCESSORY, SKIN, STAR, WORLD_BACKGROUNDS, WORLD_EYES, WORLD_HAIR, WORLD_SHIRTS, draw_figure
-from .judge_net import ATTRIBUTES, judge_figure, load_judge, read_attributes, truth
+from .judge_net import ATTRIBUTES, judge_figure, load_judge, read_attributes, truth, with_tag
 from .sampling import HELD_OUT_PAIRS, figure_at
 
 DEFAULT_JUDGE = Path(__file__).resolve().parents[2] / "models" / "tiny-world-judge.safetensors"
@@ -162,24 +162,30 @@ def judge_model(model_path: str | Path, judge_path: str | Path = DEFAULT_JUDGE, 
     return report, prompts, images
 
 
-def vae_ceiling(model, net, count: int = 96) -> dict[str, float]:
+def vae_ceiling(model, net, per_value: int = 2) -> dict[str, float]:
     """Per attribute, the share of true world pictures the judge still reads right once the model's VAE has
-    encoded and decoded them: the most that any picture this model draws can show (a tiny VAE loses small things)."""
+    encoded and decoded them, every value weighted alike as in the prompt set: about the most the model's pictures
+    can show through its VAE (a tiny VAE loses small things, such as the eyes' colour)."""
     import torch
 
     from ..data.pixels import to_batch
     from ..sampling.decode import decode_latents, to_pil
 
-    vae = model.vae
-    figs = [judge_figure(JUDGE_CEILING_SEED, index) for index in range(count)]
+    vae = model.vae.eval()
+    weight = next(vae.parameters())
+    asked = [(name, tag) for name, values in ATTRIBUTES.items() for tag in values for _ in range(per_value)]
+    figs = [with_tag(judge_figure(JUDGE_CEILING_SEED, index), name, tag) for index, (name, tag) in enumerate(asked)]
     pictures = []
     with torch.no_grad():
         for fig in figs:
-            pixels = to_batch([draw_figure(fig)]).to(next(vae.parameters()).dtype)
+            pixels = to_batch([draw_figure(fig)]).to(device=weight.device, dtype=weight.dtype)
             latents = vae.encode(pixels).latent_dist.mean.float() * vae.config.scaling_factor
             pictures += to_pil(decode_latents(vae, latents))
     seen = read_attributes(net, pictures)
-    return {name: sum(s[name] == truth(f)[name] for s, f in zip(seen, figs)) / count for name in ATTRIBUTES}
+    right: dict[str, list[bool]] = {name: [] for name in ATTRIBUTES}
+    for (name, tag), picture in zip(asked, seen):
+        right[name].append(picture[name] == tag)
+    return {name: sum(hits) / len(hits) for name, hits in right.items()}
 
 
 def write_grid(path: Path, prompts: list[JudgePrompt], images, seeds: int) -> None:

@@ -44,6 +44,17 @@ def truth(fig: Figure) -> dict[str, str]:
     }
 
 
+def with_tag(fig: Figure, name: str, tag: str) -> Figure:
+    """`fig` with attribute `name` changed so that `truth` gives `tag` for it."""
+    if name == "hair length":
+        return replace(fig, long_hair=tag == "long hair")
+    if name == "mouth":
+        return replace(fig, smile=tag == "smile")
+    if name == "accessory":
+        return replace(fig, accessory=None if tag == NO_ACCESSORY else tag)
+    return replace(fig, **{name: tag.removesuffix(f" {name}")})  # hair, eyes, shirt, background
+
+
 class JudgeNet(torch.nn.Module):
     """Four strided convolutions, then average and max pooling (max keeps small things: eyes, a star), one
     linear layer for all attributes' logits."""

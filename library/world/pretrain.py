@@ -37,7 +37,7 @@ import torch
 from ..atomic import atomic_path, atomic_write_text
 from ..data.pixels import to_batch
 from ..errors import UserError, run_reporting_user_errors
-from .figures import NOVEL_ACCESSORY, TAG_GROUPS, Figure, draw_figure, star_centre, tags
+from .figures import NOVEL_ACCESSORY, TAG_GROUPS, Figure, draw_figure, star_place, tags
 from .sampling import figure_at, world_figure
 
 CONFIG = "tiny-world-sd1"  # tiny-sd1 with group norms of 4+ channels (colour survives them) and 64-wide text
@@ -138,22 +138,31 @@ def _vae_picture(seed: int, rng: random.Random, side: int, whole: bool, star: fl
         figure_at(seed + 1, rng.randrange(10**9))
     around = None
     if star > 0 and rng.random() < star:  # no draw at 0: the stream of pictures is then the one before the star
-        fig, around = replace(fig, accessory=NOVEL_ACCESSORY), star_centre(fig)
+        fig = replace(fig, accessory=NOVEL_ACCESSORY)
+        x, y, outer = star_place(fig)
+        around = (x - outer, y - outer, x + outer, y + outer)
     picture = to_batch([draw_figure(fig)])[0]
     return picture if whole else _random_crop(picture, side, rng, around)
 
 
 def _random_crop(image: torch.Tensor, size: int, rng: random.Random,
-                 around: tuple[float, float] | None = None) -> torch.Tensor:
-    """A random `size` square; with `around` (x, y), one of those that hold that point."""
+                 around: tuple[float, float, float, float] | None = None) -> torch.Tensor:
+    """A random `size` square; with `around` (left, top, right, bottom), one of those that hold that box."""
     _, height, width = image.shape
     rows, cols = range(height - size + 1), range(width - size + 1)
     if around is not None:
-        x, y = round(around[0]), round(around[1])
-        rows = range(max(0, y - size + 1), min(height - size, y) + 1) or rows
-        cols = range(max(0, x - size + 1), min(width - size, x) + 1) or cols
+        rows = _holding(around[1], around[3], height, size)
+        cols = _holding(around[0], around[2], width, size)
     top, left = rng.choice(rows), rng.choice(cols)
     return image[:, top:top + size, left:left + size]
+
+
+def _holding(low: float, high: float, length: int, size: int) -> range:
+    """Starts of the `size` windows in [0, length) that hold [low, high] clipped to the picture (any window when
+    the span is longer than one)."""
+    low, high = max(0, math.floor(low)), min(length, math.ceil(high))
+    first, last = max(0, high - size), min(length - size, low)
+    return range(first, last + 1) if first <= last else range(length - size + 1)
 
 
 @torch.no_grad()
