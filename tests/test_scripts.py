@@ -24,7 +24,7 @@ def test_quickstart_trains_the_tiny_model_and_leaves_every_output(tmp_path):
     result = run(str(ROOT / "train_certain.py"), "--quickstart", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stderr
-    assert f"model: {ROOT / 'models' / 'tiny-world-sd1.safetensors'} (tiny-world-sd1, sd1, epsilon)" in log
+    assert f"model: {ROOT / 'models' / 'tiny-world-sd1.safetensors'} (tiny-world-sd1, sd1, v_prediction)" in log
     assert "--- options that differ from the defaults ---" in log  # the config echo for bug reports
     assert "training finished." in log
     out = tmp_path / "quickstart" / "output"

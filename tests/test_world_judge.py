@@ -92,8 +92,10 @@ def test_the_base_model_draws_the_world_as_asked_and_a_random_model_draws_noise(
     noise, _, _ = judge_model(random_model, settings=settings, progress=False, attributes=["mouth"])
     assert report["looks like the world"]["palette share"] > 0.4
     assert noise["looks like the world"]["palette share"] < 0.3
-    for name in ("background", "hair"):  # the previous base, which ignored its prompts, was at chance on both
-        assert report["attributes"][name]["shown"] >= 2 * report["attributes"][name]["chance"], name
+    # The ε base before this one drew the background the seed chose (42%, 2400 steps); the random one before it
+    # was at chance on both.
+    assert report["attributes"]["background"]["shown"] >= 0.75
+    assert report["attributes"]["hair"]["shown"] >= 4 * report["attributes"]["hair"]["chance"]
 
 
 def test_the_vae_ceiling_reads_pictures_after_the_models_own_vae(judge):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import shutil
@@ -19,8 +20,8 @@ from library.tiny import build_random, build_tiny
 from library.text.conditioning import encode_prompts
 from library.world.figures import STAR, TAG_GROUPS, draw_figure
 from library.world.pretrain import (CONFIG, LATENT_SCALE, PretrainPlan, _random_crop, _vae_picture, caption_targets,
-                                    encode_world, main, pretrain, prompt_gap, rescale_latents, train_text_encoder,
-                                    training_caption)
+                                    denoiser_loss, encode_world, main, pretrain, prompt_gap, rescale_latents,
+                                    train_text_encoder, training_caption)
 from library.world.sampling import figure_at
 
 PLAN = PretrainPlan(vae_steps=4, vae_batch=4, images=6, text_steps=3, text_batch=4, unet_steps=4, unet_batch=3, warmup=1,
@@ -44,7 +45,8 @@ def pretrained(tmp_path_factory):
 def test_the_model_loads_as_the_tiny_sd1_layout_in_fp16(pretrained):
     _, path = pretrained
     model = load_model(path)
-    assert (model.config.name, model.family, model.prediction_type) == ("tiny-world-sd1", "sd1", "epsilon")
+    assert (model.config.name, model.family, model.prediction_type) == ("tiny-world-sd1", "sd1", "v_prediction")
+    assert model.metadata["modelspec.prediction_type"] == "v"  # how every script knows it without an option
     assert {dtype for part in model.read_dtypes.values() for dtype in part.values()} == {torch.float16}
     fresh = build_random(CONFIG, seed=PLAN.seed)  # the weights moved away from their random start
     for part in ("unet", "vae", "text_encoder"):
@@ -93,6 +95,20 @@ def test_stage_files_without_recorded_settings_are_refused_and_a_stage_without_f
     assert '"unet_steps": 4' in (fresh / "denoiser.plan.json").read_text()
 
 
+def test_a_record_made_before_a_setting_existed_matches_its_old_value_only(tmp_path):
+    """A UNet stage recorded before `prediction` existed was made with epsilon: it continues for epsilon and is
+    refused for v."""
+    work, older = tmp_path / "work", replace(PLAN, prediction="epsilon")
+    pretrain(tmp_path / "w.safetensors", older, work, say=lambda _: None)
+    record = work / "denoiser.plan.json"
+    record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "prediction"}))
+    with pytest.raises(UserError, match=r"denoiser \(prediction 'epsilon' there, 'v_prediction' now\)"):
+        pretrain(tmp_path / "w.safetensors", PLAN, work, say=lambda _: None)
+    messages: list[str] = []
+    pretrain(tmp_path / "w.safetensors", older, work, say=messages.append)
+    assert "resuming the UNet stage at step 2" in messages
+
+
 def test_without_the_star_the_vae_pictures_are_drawn_as_before_it():
     """vae_star 0 makes the VAE stage of the shipped model: the same random draws as the code before the star."""
     for whole in (True, False):
@@ -138,6 +154,19 @@ def test_caption_targets_name_the_said_tag_of_each_group_or_none():
     assert targets["mouth"] == TAG_GROUPS["mouth"].index("smile")
     assert targets["accessory"] == TAG_GROUPS["accessory"].index("hat")
     assert targets["hair"] == len(TAG_GROUPS["hair"]) and targets["background"] == len(TAG_GROUPS["background"])
+
+
+def test_the_unet_stage_learns_v_by_default_and_epsilon_when_asked():
+    from library.sampling.schedule import alphas_cumprod
+
+    ac = alphas_cumprod(build_tiny("sd1").config.scheduler)
+    x0, noise = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
+    timesteps = torch.tensor([10, 500, 990])
+    a = ac[timesteps].view(-1, 1, 1, 1)
+    v = a.sqrt() * noise - (1 - a).sqrt() * x0
+    assert denoiser_loss(v, x0, noise, timesteps, ac, PLAN) < 1e-10 < denoiser_loss(noise, x0, noise, timesteps, ac, PLAN)
+    epsilon = replace(PLAN, prediction="epsilon", min_snr_gamma=5.0)
+    assert denoiser_loss(noise, x0, noise, timesteps, ac, epsilon) < 1e-10 < denoiser_loss(v, x0, noise, timesteps, ac, epsilon)
 
 
 def test_the_latent_rescale_keeps_every_picture_and_gives_unit_variance():

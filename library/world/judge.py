@@ -162,7 +162,7 @@ def judge_model(model_path: str | Path, judge_path: str | Path = DEFAULT_JUDGE, 
     return report, prompts, images
 
 
-def vae_ceiling(model, net, per_value: int = 2) -> dict[str, float]:
+def vae_ceiling(model, net, per_value: int = 4) -> dict[str, float]:
     """Per attribute, the share of true world pictures the judge still reads right once the model's VAE has
     encoded and decoded them, every value weighted alike as in the prompt set: about the most the model's pictures
     can show through its VAE (a tiny VAE loses small things, such as the eyes' colour)."""

@@ -12,7 +12,11 @@ Four stages on the tiny SD1 layout, all on figures drawn in memory from the worl
    learns only the attributes whose words are unique (hair length) and draws every colour by chance;
 4. the UNet learns to denoise those latents from captions, the text encoder frozen (as SD's CLIP was): tags
    shuffled and thinned so that short prompts work, one caption in ten empty for CFG, CLIP skip 1 or 2 by turns
-   so both A1111 settings work, ε prediction with min-SNR-5 weighting; an EMA of the weights is what gets saved.
+   so both A1111 settings work; v-prediction with the plain (unweighted) v loss; an EMA of the weights is what
+   gets saved. At 128 pixels the latent is 16×16, so the average of the starting noise carries much of a
+   picture's mean colour: an ε-predicting UNet, whose loss hardly asks what the picture is at high noise, lets
+   the seed choose the background (with CFG 1, 87% of the background colour's variance came from the seed);
+   v-prediction asks for the picture itself there, and the plain v loss weighs those steps most.
 
 Each stage writes its result into `--work` (default OUT's name + `.work`) with the settings it was made with, so
 a later run with other settings for a later stage reuses the earlier ones; the VAE and UNet stages also save their
@@ -66,7 +70,8 @@ class PretrainPlan:
     caption_dropout: float = 0.1
     tag_keep: float = 0.7  # each tag after "1girl" is kept with this chance, so prompts may name a few things
     ema_decay: float = 0.999
-    min_snr_gamma: float = 5.0
+    min_snr_gamma: float = 0.0  # 0: no weighting (the plain loss of `prediction`)
+    prediction: str = "v_prediction"  # or "epsilon"
     save_every: int = 250
 
 
@@ -79,6 +84,8 @@ STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "text": ("seed", "text_steps", "text_batch", "text_lr", *_CAPTION_FIELDS),
     "denoiser": tuple(name for name in PretrainPlan.__dataclass_fields__ if name != "save_every"),
 }
+# Settings added after stage records were first written: the value a record without one was made with.
+ADDED_SETTINGS: dict[str, object] = {"prediction": "epsilon"}
 # The files each stage leaves in the work folder: its resumable state and its result.
 VAE_STATE, VAE_RESULT, LATENTS, TEXT_RESULT, DENOISER_STATE = (
     "vae-state.pt", "vae.pt", "latents.pt", "text.pt", "denoiser-state.pt")
@@ -256,7 +263,6 @@ def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Pa
     """Train the UNet on the encoded world, the text encoder frozen; returns the UNet's EMA weights."""
     from ..sampling.schedule import alphas_cumprod
     from ..text.conditioning import chunk_tokens, encode_chunks
-    from ..training.losses import min_snr_weight
     from ..training.noise import add_noise
 
     unet, text_encoder = model.unet, model.text_encoder.eval()
@@ -292,8 +298,7 @@ def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Pa
             context = encode_chunks(text_encoder, chunk_tokens(model.tokenizer, texts, 1, model.family),
                                     1 + step % 2, model.family)
         pred = unet(add_noise(x0, noise, timesteps, ac), timesteps, context).sample
-        per_sample = (pred.float() - noise).pow(2).mean(dim=(1, 2, 3))
-        loss = (per_sample * min_snr_weight(timesteps, plan.min_snr_gamma, ac, "epsilon")).mean()
+        loss = denoiser_loss(pred, x0, noise, timesteps, ac, plan)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -315,11 +320,24 @@ def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Pa
     return ema
 
 
+def denoiser_loss(pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
+                  ac: torch.Tensor, plan: PretrainPlan) -> torch.Tensor:
+    """Mean squared error against the plan's prediction target, min-SNR weighted when its γ is above 0."""
+    from ..training.losses import min_snr_weight, training_target
+
+    target = training_target(x0, noise, timesteps, ac, plan.prediction)
+    per_sample = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
+    if plan.min_snr_gamma > 0:
+        per_sample = per_sample * min_snr_weight(timesteps, plan.min_snr_gamma, ac, plan.prediction)
+    return per_sample.mean()
+
+
 @torch.no_grad()
 def prompt_gap(model, world: dict[str, object], ac: torch.Tensor, count: int = 48) -> float:
     """How much worse the UNet denoises square figures given other figures' captions than their own (fixed
     noise, timesteps 100..900): near 0 means it ignores the prompt, which the loss alone cannot show."""
     from ..text.conditioning import encode_prompts
+    from ..training.losses import training_target
     from ..training.noise import add_noise
 
     x0 = world["latents"]["128x128"][:count]
@@ -327,12 +345,13 @@ def prompt_gap(model, world: dict[str, object], ac: torch.Tensor, count: int = 4
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
     timesteps = torch.linspace(100, 900, len(x0)).long()
     noisy = add_noise(x0, noise, timesteps, ac)
+    target = training_target(x0, noise, timesteps, ac, model.prediction_type)
     training = model.unet.training
     model.unet.eval()
 
     def error(prompts: list[str]) -> float:
         context = encode_prompts(model, prompts, max_chunks=1)
-        return (model.unet(noisy, timesteps, context).sample - noise).pow(2).mean().item()
+        return (model.unet(noisy, timesteps, context).sample - target).pow(2).mean().item()
 
     gap = error(texts[1:] + texts[:1]) / error(texts) - 1
     model.unet.train(training)
@@ -365,7 +384,7 @@ def claim_stages(work: Path, plan: PretrainPlan) -> None:
             atomic_write_text(record, json.dumps(wanted, sort_keys=True))
         elif not record.is_file():
             stale[stage] = "settings not recorded"
-        elif (had := json.loads(record.read_text())) != wanted:
+        elif (had := {**ADDED_SETTINGS, **json.loads(record.read_text())}) != {**ADDED_SETTINGS, **wanted}:
             stale[stage] = ", ".join(f"{name} {had.get(name)!r} there, {value!r} now"
                                      for name, value in wanted.items() if had.get(name) != value)
     if stale:
@@ -387,7 +406,7 @@ def pretrain(out: Path, plan: PretrainPlan, work: Path | None = None, precision:
     work = Path(work or out.with_name(out.name + ".work"))
     work.mkdir(parents=True, exist_ok=True)
     claim_stages(work, plan)
-    model = build_random(CONFIG, seed=plan.seed)
+    model = build_random(CONFIG, seed=plan.seed, prediction=plan.prediction)
     vae_file = work / VAE_RESULT
     if vae_file.is_file():
         model.vae.load_state_dict(torch.load(vae_file))
@@ -430,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="stage results and resumable state (default OUT.work)")
     parser.add_argument("--precision", choices=["float", "fp16", "bf16"], default="fp16")
     for name, value in asdict(defaults).items():
-        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"default {value}")
+        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"default {value}",
+                            choices=("v_prediction", "epsilon") if name == "prediction" else None)
     args = parser.parse_args(argv)
     plan = PretrainPlan(**{name: getattr(args, name) for name in asdict(defaults)})
 
