@@ -95,17 +95,18 @@ def test_stage_files_without_recorded_settings_are_refused_and_a_stage_without_f
     assert '"unet_steps": 4' in (fresh / "denoiser.plan.json").read_text()
 
 
-def test_a_record_made_before_a_setting_existed_matches_its_old_value_only(tmp_path):
+def test_a_record_made_before_a_setting_existed_matches_its_old_value_only(pretrained, tmp_path):
     """A UNet stage recorded before `prediction` existed was made with epsilon: it continues for epsilon and is
     refused for v."""
-    work, older = tmp_path / "work", replace(PLAN, prediction="epsilon")
-    pretrain(tmp_path / "w.safetensors", older, work, say=lambda _: None)
+    root, _ = pretrained
+    work = tmp_path / "work"
+    shutil.copytree(root / "world.safetensors.work", work)
     record = work / "denoiser.plan.json"
     record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "prediction"}))
     with pytest.raises(UserError, match=r"denoiser \(prediction 'epsilon' there, 'v_prediction' now\)"):
         pretrain(tmp_path / "w.safetensors", PLAN, work, say=lambda _: None)
     messages: list[str] = []
-    pretrain(tmp_path / "w.safetensors", older, work, say=messages.append)
+    pretrain(tmp_path / "w.safetensors", replace(PLAN, prediction="epsilon"), work, say=messages.append)
     assert "resuming the UNet stage at step 2" in messages
 
 
@@ -157,16 +158,23 @@ def test_caption_targets_name_the_said_tag_of_each_group_or_none():
 
 
 def test_the_unet_stage_learns_v_by_default_and_epsilon_when_asked():
+    from library.models.model_config import shipped_config
     from library.sampling.schedule import alphas_cumprod
+    from library.training.losses import min_snr_weight
 
-    ac = alphas_cumprod(build_tiny("sd1").config.scheduler)
+    ac = alphas_cumprod(shipped_config(CONFIG).scheduler)
     x0, noise = torch.randn(3, 4, 8, 8), torch.randn(3, 4, 8, 8)
     timesteps = torch.tensor([10, 500, 990])
     a = ac[timesteps].view(-1, 1, 1, 1)
     v = a.sqrt() * noise - (1 - a).sqrt() * x0
-    assert denoiser_loss(v, x0, noise, timesteps, ac, PLAN) < 1e-10 < denoiser_loss(noise, x0, noise, timesteps, ac, PLAN)
-    epsilon = replace(PLAN, prediction="epsilon", min_snr_gamma=5.0)
-    assert denoiser_loss(noise, x0, noise, timesteps, ac, epsilon) < 1e-10 < denoiser_loss(v, x0, noise, timesteps, ac, epsilon)
+    plain_v = PretrainPlan()
+    assert (plain_v.prediction, plain_v.min_snr_gamma) == ("v_prediction", 0.0)
+    assert denoiser_loss(v, x0, noise, timesteps, ac, plain_v) < 1e-10
+    assert denoiser_loss(noise, x0, noise, timesteps, ac, plain_v) == pytest.approx((noise - v).pow(2).mean().item())
+    epsilon = replace(plain_v, prediction="epsilon", min_snr_gamma=5.0)
+    weighted = ((v - noise).pow(2).mean(dim=(1, 2, 3)) * min_snr_weight(timesteps, 5.0, ac, "epsilon")).mean()
+    assert denoiser_loss(noise, x0, noise, timesteps, ac, epsilon) < 1e-10
+    assert denoiser_loss(v, x0, noise, timesteps, ac, epsilon) == pytest.approx(weighted.item())
 
 
 def test_the_latent_rescale_keeps_every_picture_and_gives_unit_variance():

@@ -13,10 +13,9 @@ Four stages on the tiny SD1 layout, all on figures drawn in memory from the worl
 4. the UNet learns to denoise those latents from captions, the text encoder frozen (as SD's CLIP was): tags
    shuffled and thinned so that short prompts work, one caption in ten empty for CFG, CLIP skip 1 or 2 by turns
    so both A1111 settings work; v-prediction with the plain (unweighted) v loss; an EMA of the weights is what
-   gets saved. At 128 pixels the latent is 16×16, so the average of the starting noise carries much of a
-   picture's mean colour: an ε-predicting UNet, whose loss hardly asks what the picture is at high noise, lets
-   the seed choose the background (with CFG 1, 87% of the background colour's variance came from the seed);
-   v-prediction asks for the picture itself there, and the plain v loss weighs those steps most.
+   gets saved. At 128 pixels the latent is 16×16 and the starting noise's mean carries a picture's mean colour:
+   an ε-predicting UNet, whose loss hardly asks for the picture at high noise, lets the seed choose it; v asks
+   for the picture there, and the plain v loss keeps those steps' weight (ε's and min-SNR's fall to zero).
 
 Each stage writes its result into `--work` (default OUT's name + `.work`) with the settings it was made with, so
 a later run with other settings for a later stage reuses the earlier ones; the VAE and UNet stages also save their
@@ -35,12 +34,14 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import get_args
 
 import torch
 
 from ..atomic import atomic_path, atomic_write_text
 from ..data.pixels import to_batch
 from ..errors import UserError, run_reporting_user_errors
+from ..training.losses import PredictionType
 from .figures import NOVEL_ACCESSORY, TAG_GROUPS, Figure, draw_figure, star_place, tags
 from .sampling import figure_at, world_figure
 
@@ -71,7 +72,7 @@ class PretrainPlan:
     tag_keep: float = 0.7  # each tag after "1girl" is kept with this chance, so prompts may name a few things
     ema_decay: float = 0.999
     min_snr_gamma: float = 0.0  # 0: no weighting (the plain loss of `prediction`)
-    prediction: str = "v_prediction"  # or "epsilon"
+    prediction: PredictionType = "v_prediction"  # or "epsilon"
     save_every: int = 250
 
 
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=["float", "fp16", "bf16"], default="fp16")
     for name, value in asdict(defaults).items():
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value, help=f"default {value}",
-                            choices=("v_prediction", "epsilon") if name == "prediction" else None)
+                            choices=get_args(PredictionType) if name == "prediction" else None)
     args = parser.parse_args(argv)
     plan = PretrainPlan(**{name: getattr(args, name) for name in asdict(defaults)})
 
