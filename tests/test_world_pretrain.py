@@ -55,6 +55,15 @@ def test_the_model_loads_as_the_tiny_sd1_layout_in_fp16(pretrained):
     assert "vae_steps" in model.metadata["ss_world_pretrain"]
 
 
+def test_a_world_file_without_metadata_still_loads_as_v(pretrained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _, path = pretrained
+    bare = tmp_path / "bare.safetensors"
+    save_file(load_file(str(path)), str(bare))  # no metadata: the shipped config decides
+    assert load_model(bare).prediction_type == "v_prediction"
+
+
 def test_a_second_run_continues_from_the_saved_state_to_the_same_file(pretrained):
     root, path = pretrained
     work = root / "world.safetensors.work"
