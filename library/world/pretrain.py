@@ -323,14 +323,13 @@ def train_denoiser(model, world: dict[str, object], plan: PretrainPlan, work: Pa
 
 def denoiser_loss(pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
                   ac: torch.Tensor, plan: PretrainPlan) -> torch.Tensor:
-    """Mean squared error against the plan's prediction target, min-SNR weighted when its γ is above 0."""
-    from ..training.losses import min_snr_weight, training_target
+    """The trainer's loss (`diffusion_loss`): mean squared error against the plan's prediction target, min-SNR
+    weighted when its γ is above 0."""
+    from ..training.losses import LossOptions, diffusion_loss
 
-    target = training_target(x0, noise, timesteps, ac, plan.prediction)
-    per_sample = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
-    if plan.min_snr_gamma > 0:
-        per_sample = per_sample * min_snr_weight(timesteps, plan.min_snr_gamma, ac, plan.prediction)
-    return per_sample.mean()
+    loss, _ = diffusion_loss(pred, x0, noise, timesteps, alphas_cumprod=ac, prediction_type=plan.prediction,
+                             options=LossOptions(min_snr_gamma=plan.min_snr_gamma), sample_weights=torch.ones(len(x0)))
+    return loss
 
 
 @torch.no_grad()
