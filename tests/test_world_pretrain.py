@@ -119,6 +119,16 @@ def test_a_record_made_before_a_setting_existed_matches_its_old_value_only(pretr
     assert "resuming the UNet stage at step 2" in messages
 
 
+def test_a_record_with_a_setting_this_version_lacks_is_refused_naming_it(pretrained, tmp_path):
+    root, _ = pretrained
+    work = tmp_path / "work"
+    shutil.copytree(root / "world.safetensors.work", work)
+    record = work / "text.plan.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "text_width": 96}))
+    with pytest.raises(UserError, match=r"settings: text \(text_width 96 there, None now\)\. Use"):
+        pretrain(tmp_path / "w.safetensors", PLAN, work, say=lambda _: None)
+
+
 def test_without_the_star_the_vae_pictures_are_drawn_as_before_it():
     """vae_star 0 makes the VAE stage of the shipped model: the same random draws as the code before the star."""
     for whole in (True, False):

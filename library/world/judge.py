@@ -175,12 +175,16 @@ def vae_ceiling(model, net, per_value: int = 4) -> dict[str, float]:
     weight = next(vae.parameters())
     asked = [(name, tag) for name, values in ATTRIBUTES.items() for tag in values for _ in range(per_value)]
     figs = [with_tag(judge_figure(JUDGE_CEILING_SEED, index), name, tag) for index, (name, tag) in enumerate(asked)]
-    pictures = []
+    by_size: dict[tuple[int, int], list[int]] = {}  # one batch per canvas size
+    for index, fig in enumerate(figs):
+        by_size.setdefault((fig.width, fig.height), []).append(index)
+    pictures = [None] * len(figs)
     with torch.no_grad():
-        for fig in figs:
-            pixels = to_batch([draw_figure(fig)]).to(device=weight.device, dtype=weight.dtype)
+        for indices in by_size.values():
+            pixels = to_batch([draw_figure(figs[i]) for i in indices]).to(device=weight.device, dtype=weight.dtype)
             latents = vae.encode(pixels).latent_dist.mean.float() * vae.config.scaling_factor
-            pictures += to_pil(decode_latents(vae, latents))
+            for i, picture in zip(indices, to_pil(decode_latents(vae, latents))):
+                pictures[i] = picture
     seen = read_attributes(net, pictures)
     right: dict[str, list[bool]] = {name: [] for name in ATTRIBUTES}
     for (name, tag), picture in zip(asked, seen):

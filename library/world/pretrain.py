@@ -384,9 +384,10 @@ def claim_stages(work: Path, plan: PretrainPlan) -> None:
             atomic_write_text(record, json.dumps(wanted, sort_keys=True))
         elif not record.is_file():
             stale[stage] = "settings not recorded"
-        elif (had := {**ADDED_SETTINGS, **json.loads(record.read_text())}) != {**ADDED_SETTINGS, **wanted}:
-            stale[stage] = ", ".join(f"{name} {had.get(name)!r} there, {value!r} now"
-                                     for name, value in wanted.items() if had.get(name) != value)
+        elif (had := {**ADDED_SETTINGS, **json.loads(record.read_text())}) != (now := {**ADDED_SETTINGS, **wanted}):
+            stale[stage] = ", ".join(f"{name} {had.get(name)!r} there, {now.get(name)!r} now"
+                                     for name in [*now, *sorted(had.keys() - now.keys())]
+                                     if had.get(name) != now.get(name))
     if stale:
         files = [name for stage in stale for name in (f"{stage}.plan.json", *STAGE_FILES[stage])
                  if (work / name).exists()]
