@@ -19,9 +19,9 @@ from library.models.sd_model import load_model
 from library.tiny import build_random, build_tiny
 from library.text.conditioning import encode_prompts
 from library.world.figures import STAR, TAG_GROUPS, draw_figure
-from library.world.pretrain import (CONFIG, LATENT_SCALE, PretrainPlan, _random_crop, _vae_picture, caption_targets,
-                                    denoiser_loss, encode_world, main, pretrain, prompt_gap, rescale_latents,
-                                    train_text_encoder, training_caption)
+from library.world.pretrain import (CONFIG, LATENT_SCALE, PretrainPlan, _random_crop, _rescale_probe, _vae_picture,
+                                    caption_targets, colour_map, colour_map_loss, denoiser_loss, encode_world, main, pretrain, prompt_gap, rescale_latents,
+                                    train_text_encoder, train_vae, training_caption)
 from library.world.sampling import figure_at
 
 PLAN = PretrainPlan(vae_steps=4, vae_batch=4, images=6, text_steps=3, text_batch=4, unet_steps=4, unet_batch=3, warmup=1,
@@ -254,3 +254,27 @@ def test_some_vae_pictures_wear_the_star_the_unet_never_sees_and_the_crops_of_th
 
     assert stars(0.0, True) == stars(0.0, False) == 0
     assert stars(1.0, True) == stars(1.0, False) == 12  # a crop anywhere would miss the star about half the time
+
+
+def test_the_colour_map_loss_is_zero_for_a_latent_that_is_the_colour_map_and_not_for_another():
+    pixels = _rescale_probe(0)
+    target = colour_map(pixels)
+    scale = 1 / target.std(dim=(0, 2, 3))[None, :, None, None]
+    unit = scale * (target - target.mean(dim=(0, 2, 3), keepdim=True))
+    latent = 3.0 * torch.cat([unit, unit[:, :1]], dim=1)  # any spread: the loss reads the latent at unit spread
+    assert colour_map_loss(latent, pixels, scale) < 0.01
+    assert colour_map_loss(latent[:, [1, 2, 0, 3]], pixels, scale) > 0.5  # the same numbers, axes swapped
+
+
+def test_the_colour_map_weight_enters_the_vae_stage_and_zero_leaves_it_a_plain_autoencoder(tmp_path):
+    def weights(colour_map_weight: float) -> torch.Tensor:
+        vae = build_random(CONFIG, seed=0).vae
+        plan = replace(PLAN, vae_steps=2, vae_colour_map=colour_map_weight, save_every=100)
+        train_vae(vae, plan, tmp_path / str(colour_map_weight), say=lambda _: None)
+        return vae.encoder.conv_in.weight.detach().clone()
+
+    for name in ("0.0", "0.5"):
+        (tmp_path / name).mkdir()
+    plain = weights(0.0)
+    assert not torch.equal(plain, weights(0.5))
+    assert torch.equal(plain, weights(0.0))
