@@ -89,6 +89,14 @@ class Figure:
     accessory: str | None = None  # an ACCESSORIES key (NOVEL_ACCESSORY only for a concept to be learned)
 
 
+def by_canvas(figs: list[Figure]) -> dict[tuple[int, int], list[int]]:
+    """The indices of `figs` by canvas size (width, height), in order: one batch per size."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, fig in enumerate(figs):
+        groups.setdefault((fig.width, fig.height), []).append(index)
+    return groups
+
+
 def draw_figure(fig: Figure) -> Image.Image:
     """An RGB picture of `fig`, back to front: background, long hair, shirt, face, bangs, eyes, mouth."""
     image = Image.new("RGB", (fig.width, fig.height))

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from ..errors import run_reporting_user_errors
 from ..sampling.request import GenerationRequest
-from .figures import ACCESSORIES, GRADIENT, INK, NOVEL_ACCESSORY, SKIN, STAR, WORLD_BACKGROUNDS, WORLD_EYES, WORLD_HAIR, WORLD_SHIRTS, draw_figure
+from .figures import ACCESSORIES, GRADIENT, INK, NOVEL_ACCESSORY, SKIN, STAR, WORLD_BACKGROUNDS, WORLD_EYES, WORLD_HAIR, WORLD_SHIRTS, by_canvas, draw_figure
 from .judge_net import ATTRIBUTES, judge_figure, load_judge, read_attributes, truth, with_tag
 from .sampling import HELD_OUT_PAIRS, figure_at
 
@@ -175,12 +175,9 @@ def vae_ceiling(model, net, per_value: int = 4) -> dict[str, float]:
     weight = next(vae.parameters())
     asked = [(name, tag) for name, values in ATTRIBUTES.items() for tag in values for _ in range(per_value)]
     figs = [with_tag(judge_figure(JUDGE_CEILING_SEED, index), name, tag) for index, (name, tag) in enumerate(asked)]
-    by_size: dict[tuple[int, int], list[int]] = {}  # one batch per canvas size
-    for index, fig in enumerate(figs):
-        by_size.setdefault((fig.width, fig.height), []).append(index)
     pictures = [None] * len(figs)
     with torch.no_grad():
-        for indices in by_size.values():
+        for indices in by_canvas(figs).values():
             pixels = to_batch([draw_figure(figs[i]) for i in indices]).to(device=weight.device, dtype=weight.dtype)
             latents = vae.encode(pixels).latent_dist.mean.float() * vae.config.scaling_factor
             for i, picture in zip(indices, to_pil(decode_latents(vae, latents))):

@@ -39,10 +39,11 @@ from typing import get_args
 import torch
 
 from ..atomic import atomic_path, atomic_write_text
+from ..data.build import LATENT_FACTOR
 from ..data.pixels import to_batch
 from ..errors import UserError, run_reporting_user_errors
 from ..training.losses import PredictionType
-from .figures import NOVEL_ACCESSORY, TAG_GROUPS, Figure, draw_figure, star_place, tags
+from .figures import NOVEL_ACCESSORY, TAG_GROUPS, by_canvas, draw_figure, star_place, tags
 from .sampling import figure_at, world_figure
 
 CONFIG = "tiny-world-sd1"  # tiny-sd1 with group norms of 4+ channels (colour survives them) and 64-wide text
@@ -109,7 +110,8 @@ def training_caption(caption: list[str], rng: random.Random, plan: PretrainPlan)
 def train_vae(vae: torch.nn.Module, plan: PretrainPlan, work: Path, say) -> None:
     """L1 on the posterior mean (a plain autoencoder); the state is saved every `save_every` steps."""
     rng = random.Random(f"vae:{plan.seed}")
-    colour_scale = 1 / colour_map(_rescale_probe(plan.seed)).std(dim=(0, 2, 3))[None, :, None, None]
+    colour_scale = 1 / colour_map(_rescale_probe(plan.seed)).std(dim=(0, 2, 3))[None, :, None, None] \
+        if plan.vae_colour_map > 0 else None
     optimizer = torch.optim.AdamW(vae.parameters(), lr=plan.vae_lr, weight_decay=0.0)
     start, state_file = 0, work / VAE_STATE
     if state_file.is_file():
@@ -146,8 +148,8 @@ OPPONENT = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.0, -0.5], [-0.25, 0.5, -
 
 
 def colour_map(pixels: torch.Tensor) -> torch.Tensor:
-    """The picture at the latent's resolution (8× pooled) in luminance and two opponent-colour axes."""
-    return torch.einsum("ij,bjhw->bihw", OPPONENT, torch.nn.functional.avg_pool2d(pixels, 8))
+    """The picture at the latent's resolution (pooled by the VAE's factor) in luminance and two opponent-colour axes."""
+    return torch.einsum("ij,bjhw->bihw", OPPONENT, torch.nn.functional.avg_pool2d(pixels, LATENT_FACTOR))
 
 
 def colour_map_loss(mean: torch.Tensor, pixels: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -223,13 +225,11 @@ def rescale_latents(vae: torch.nn.Module, samples: torch.Tensor) -> float:
 @torch.no_grad()
 def encode_world(vae: torch.nn.Module, plan: PretrainPlan, say, batch: int = 64) -> dict[str, object]:
     """Posterior means × LATENT_SCALE of figures 0..images-1, grouped by size, with each figure's tags."""
-    groups: dict[tuple[int, int], list[Figure]] = {}
-    for index in range(plan.images):
-        fig = figure_at(plan.seed, index)
-        groups.setdefault((fig.width, fig.height), []).append(fig)
+    world = [figure_at(plan.seed, index) for index in range(plan.images)]
     latents, captions = {}, {}
     started = time.monotonic()
-    for (width, height), figs in groups.items():
+    for (width, height), indices in by_canvas(world).items():
+        figs = [world[i] for i in indices]
         chunks = [vae.encode(to_batch([draw_figure(fig) for fig in figs[start:start + batch]])).latent_dist.mean
                   for start in range(0, len(figs), batch)]
         key = f"{width}x{height}"
