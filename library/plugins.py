@@ -1,10 +1,10 @@
 """The plug-in interface of the training loop: extra batch streams, callbacks, and the narrow context they get.
 
 Everything optional around training (progress display, logs, sample images, checkpoint saving, the
-regularization stream, later validation and drift probes) plugs in through these, so the loop has no branches
+regularization stream, the validation and drift measurements) plugs in through these, so the loop has no branches
 for features. A plug-in sees a `LoopContext` (which process it runs on, where the run is, how to log, the model
 to generate with), never the trainer itself: it cannot reach into the optimizer or the data, and the packages
-that provide plug-ins (`regularization`, later `validation`) need not import `training`.
+that provide plug-ins (`regularization`, `validation`) need not import `training`.
 """
 
 from __future__ import annotations
@@ -66,6 +66,13 @@ class LoopContext(Protocol):
 
     def write_state(self, folder: Path) -> None:
         """Save a resumable state of the run as it is now; every process."""
+
+    def evaluation_loss(self, batch: Batch, generator: torch.Generator, timestep: int) -> torch.Tensor:
+        """Per-sample training losses of `batch` at one fixed timestep with noise from `generator`, no gradients,
+        in the eval weights (validation); any one process may call it."""
+
+    def finish(self, reason: str) -> None:
+        """End the run cleanly after the current step (final save as usual), telling the logs why."""
 
 
 class Callback:

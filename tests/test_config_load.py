@@ -74,11 +74,17 @@ REGULARIZATION_OPTION_NAMES = [
     "reg_exclude_file", "reg_trigger_words", "reg_keep_trigger_words", "reg_alpha", "reg_ratio", "reg_batch",
     "reg_every_n_steps", "reg_loss_weight", "reg_warmup_steps", "reg_sampler", "reg_steps", "reg_cfg_scale",
     "reg_resolution", "reg_negative_prompt", "reg_seed", "reg_images_dir", "save_reg_images"]
+# kohya's newer validation names (train_network.py) and our drift meter and overfit rule
+VALIDATION_OPTION_NAMES = [
+    "validate_every_n_steps", "validate_every_n_epochs", "max_validation_steps", "drift_words", "drift_word_count",
+    "overfit_tolerance", "overfit_patience", "overfit_max_drift", "stop_on_overfit"]
 
 
 def test_option_table_holds_the_kohya_options_and_our_own():
     assert len(KOHYA_OPTION_NAMES) == 173
-    assert set(OPTIONS) == set(KOHYA_OPTION_NAMES) | set(OUR_OPTION_NAMES) | set(REGULARIZATION_OPTION_NAMES)
+    assert set(OPTIONS) == (set(KOHYA_OPTION_NAMES) | set(OUR_OPTION_NAMES) | set(REGULARIZATION_OPTION_NAMES)
+                            | set(VALIDATION_OPTION_NAMES))
+    assert all(OPTIONS[name].section == "validation_arguments" for name in VALIDATION_OPTION_NAMES)
     assert all(OPTIONS[name].section == "certain_arguments" for name in OUR_OPTION_NAMES)
     assert all(OPTIONS[name].section == "regularization" for name in REGULARIZATION_OPTION_NAMES)
 

@@ -18,8 +18,8 @@ LAYERS: list[set[str]] = [
     {"models"},
     {"data"},
     {"sampling"},
-    {"plugins"},  # the training loop's plug-in interface: what regularization (and later validation) implement
-    {"regularization", "similarity"},
+    {"plugins"},  # the training loop's plug-in interface: what regularization and validation implement
+    {"regularization", "similarity", "validation"},
     {"training"},
     {"generation"},
     {"quickstart", "tiny", "sample_data", "prompts", "world"},  # world.pretrain will use training

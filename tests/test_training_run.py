@@ -106,6 +106,10 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, train_args):
     assert start["step"] == 3 and [e["step"] for e in events(resumed, "step")] == [4, 5, 6]  # it continued
     assert [e["loss"] for e in events(resumed, "step")] == [e["loss"] for e in events(straight, "step")][3:]
     assert_same_weights(straight, resumed)
+    # the measurements carry on too: the resumed run's checkpoints.json (drift against the base, not against the
+    # state it resumed from; mean train losses since the previous save) is the uninterrupted run's
+    measured = [json.loads((out / "checkpoints.json").read_text(encoding="utf-8")) for out in (straight, resumed)]
+    assert measured[0] == measured[1] and measured[0]["checkpoints"][0]["drift"] > 0
     opt_a = torch.load(straight / "last-state" / "optimizer.pt", weights_only=True)["optimizer"]["state"]
     opt_b = torch.load(resumed / "last-state" / "optimizer.pt", weights_only=True)["optimizer"]["state"]
     assert opt_a.keys() == opt_b.keys()

@@ -86,6 +86,9 @@ class DatasetSpec:
     validation_split: float = key(0.0, "fraction of images held out for validation", levels=ABOVE_SUBSET, low=0,
                                   high=1)
     validation_seed: int | None = key(None, "seed of the validation split", levels=ABOVE_SUBSET)
+    validation_dir: str | None = key(None, "folder of validation images, captioned as the first subset's (with or "
+                                           "instead of validation_split)", levels=ABOVE_SUBSET, kinds=(DREAMBOOTH,),
+                                     conv=to_path)
     origin: Where | None = field(default=None, compare=False)
 
 

@@ -260,6 +260,26 @@ class CertainArgs:
     strict_data: bool = option(False, "stop when an image cannot be read, instead of skipping it with a report")
 
 
+@dataclass(frozen=True)
+class ValidationArgs:
+    """Measurements while training: validation loss (kohya's names), the drift meter, the overfit rule."""
+
+    validate_every_n_steps: int | None = option(None, "evaluate validation loss and drift every N steps (and at every "
+                                                      "save)", low=1)
+    validate_every_n_epochs: int | None = option(None, "evaluate validation loss and drift every N epochs", low=1)
+    max_validation_steps: int | None = option(None, "validation batches per evaluation (unset: all held-out images)",
+                                              low=1)
+    drift_words: str | None = option(None, "word list of the drift meter (as reg_word_list; unset: the "
+                                           "regularization word list, else the training captions)", conv=to_path)
+    drift_word_count: int = option(16, "the drift meter's words: the N most frequent of its list (0: off)", low=0)
+    overfit_tolerance: float = option(0.02, "overfitting: validation loss above its running minimum by this "
+                                            "fraction ...", low=0)
+    overfit_patience: int = option(3, "... for this many evaluations in a row", low=1)
+    overfit_max_drift: float | None = option(None, "overfitting also when the mean drift exceeds this (e.g. 0.3)",
+                                             low=0)
+    stop_on_overfit: bool = option(False, "end the run when overfitting is detected")
+
+
 REG_MODES = ("none", "self_wordfreq", "pregenerated_wordfreq", "prior")
 
 
@@ -331,6 +351,7 @@ class TrainConfig:
     huggingface: HuggingfaceArgs = field(default_factory=HuggingfaceArgs)
     distributed: DistributedArgs = field(default_factory=DistributedArgs)
     certain: CertainArgs = field(default_factory=CertainArgs)
+    validation: ValidationArgs = field(default_factory=ValidationArgs)
     regularization: RegularizationArgs = field(default_factory=RegularizationArgs, metadata={"table": "regularization"})
     config: ConfigArgs = field(default_factory=ConfigArgs)
 

@@ -5,7 +5,7 @@ images, balance regularization images, group samples by bucket, and write the su
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config.dataset_spec import FINE_TUNING, DatasetConfig, DatasetSpec, SubsetSpec
@@ -91,7 +91,24 @@ def _scan_subsets(number: int, spec: DatasetSpec, rule: BucketRule, train: Train
                                  f"validation (validation_split {spec.validation_split}); they are not trained")
         _count_tags(Path(source).name, [entry.tags for entry, _ in placed], out.tag_frequency)
         chosen.append((subset, placed))
+    if spec.validation_dir:
+        out.held_out += _validation_folder(number, spec, rule, candidates, train, out)
     return chosen
+
+
+def _validation_folder(number: int, spec: DatasetSpec, rule: BucketRule, candidates: list[Size], train: TrainConfig,
+                       out: Collected) -> list[Item]:
+    """The images of `validation_dir`, captioned as the dataset's first training subset, never trained."""
+    first = next((s for s in spec.subsets if not s.is_reg), None)
+    if first is None or not Path(spec.validation_dir).is_dir():
+        why = "folder not found" if first is not None else "the dataset has no training subset to caption it like"
+        raise UserError(f"dataset {number + 1}: validation_dir `{spec.validation_dir}`: {why}")
+    subset = replace(first, image_dir=spec.validation_dir, num_repeats=1)
+    scan = scan_dreambooth(subset)
+    placed = _placed(scan, rule, candidates)
+    out.problems += scan.problems
+    out.notes += scan.notes + [f"{spec.validation_dir}: {len(placed)} validation image(s), not trained"]
+    return _items(number, subset, placed, [1] * len(placed), train)
 
 
 def _bucket_rule(number: int, spec: DatasetSpec) -> BucketRule:

@@ -17,6 +17,7 @@ from ..config.train_config import TrainConfig
 from ..errors import UserError
 from ..image_files import IMAGE_EXTENSIONS
 from .batch import Batch
+from .buckets import Size
 from .build import collect
 from .captions import render_caption
 from .images import load_rgb
@@ -83,6 +84,19 @@ class TrainingData:
                 decoded[index] = load_rgb(item.path)
             images.append(render(decoded[index], item.placement, item.subset.resize_interpolation, augment))
         return Batch(captions, weights, pixels=to_batch(images), keys=keys)
+
+    def validation_data(self) -> TrainingData | None:
+        """The held-out images as data of their own (None without any): each image once per epoch, in its
+        dataset's batch size, so `epoch_plan(0, seed)` is a fixed validation pass."""
+        if not self.held_out:
+            return None
+        sizes = {group.dataset: group.batch_size for group in self.groups}
+        members: dict[tuple[int, Size], list[int]] = {}
+        for index, item in enumerate(self.held_out):
+            members.setdefault((item.dataset, item.placement.bucket), []).append(index)
+        groups = [BucketGroup(dataset, bucket, tuple(indices), sizes.get(dataset, 1))
+                  for (dataset, bucket), indices in sorted(members.items())]
+        return TrainingData(self.held_out, groups, TrainingLength(max_train_steps=1), [], [], [], {})
 
     def cache_latents(self, encode: Encode, vae_id: str, *, to_disk: bool, batch_size: int,
                       progress: bool = True) -> None:

@@ -29,6 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plot", type=Path, metavar="OUT.png",
                         help="heatmap of the full matrix (implies --matrix), with a dendrogram for 3+ models")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random-input seed (default {DEFAULT_SEED})")
+    behaviour = parser.add_argument_group(
+        "behaviour", "compare what the models do instead of their weights: each model's noise predictions for "
+                     "single-word prompts on fixed inputs, against the base's (the training's drift meter)")
+    behaviour.add_argument("--behaviour", action="store_true", help="behaviour distance per word instead of weights")
+    behaviour.add_argument("--words", type=Path, metavar="FILE",
+                           help="word list: a tag CSV, a `word count` list or a caption folder (default: 16 common "
+                                "Danbooru tags)")
+    behaviour.add_argument("--word-count", type=int, default=16, metavar="N", help="the N most frequent words (16)")
+    behaviour.add_argument("--size", type=int, metavar="PX", help="probe image size (default: the base's resolution)")
+    behaviour.add_argument("--clip-skip", type=int, metavar="N", help="A1111's Clip skip for the prompts")
     return parser
 
 
@@ -39,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> None:
     from ..atomic import atomic_write_text
+
+    if args.behaviour:
+        return run_behaviour(args)
     from .compare import compare_files
     from .report import format_matrix, format_table, to_csv, to_json
 
@@ -58,3 +71,23 @@ def run(args: argparse.Namespace) -> None:
         from .plot import write_heatmap
         write_heatmap(args.plot, [m.name for m in report.models], report.matrix)
         print(f"wrote {args.plot}")
+
+
+def run_behaviour(args: argparse.Namespace) -> None:
+    from ..atomic import atomic_write_text
+    from ..errors import UserError
+    from .behaviour import COMMON_WORDS, compare_behaviour
+
+    if args.matrix or args.plot or args.csv or args.blocks != "reference":
+        raise UserError("--behaviour compares each model with the base; --matrix, --plot, --csv and --blocks are "
+                        "for the weight comparison")
+    if args.words:
+        from ..regularization.wordfreq import load_word_list
+        words = load_word_list(args.words).words[:args.word_count]
+    else:
+        words = COMMON_WORDS[:args.word_count]
+    report = compare_behaviour(args.base, args.others, words, args.size, args.clip_skip)
+    print(report.table())
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report.to_json(), indent=2) + "\n")
+        print(f"wrote {args.json}")

@@ -70,6 +70,7 @@ class Trainer:
     streams: Sequence[Stream] = ()
     progress: Progress = field(default_factory=Progress)
     stop: threading.Event = field(default_factory=threading.Event)  # set by the Ctrl-C handler
+    finish_reason: str | None = None  # set by a plug-in (e.g. stop_on_overfit): end cleanly after this step
     generator: torch.Generator = field(init=False)
     context: TrainerContext = field(init=False)
 
@@ -113,7 +114,7 @@ class Trainer:
             cb.on_train_start(self.context)
         interrupted = False
         try:
-            while self.progress.global_step < self.settings.max_steps:
+            while self.progress.global_step < self.settings.max_steps and self.finish_reason is None:
                 self._run_epoch()
         except StopTraining:
             interrupted = True
@@ -137,6 +138,8 @@ class Trainer:
                 cb.on_step_end(self.context, result)
             if self._stop_agreed():
                 raise StopTraining
+            if self._finish_agreed():
+                return
         if self.progress.batch_in_epoch >= len(plans):
             self.progress.epoch += 1
             self.progress.batch_in_epoch = 0
@@ -149,6 +152,19 @@ class Trainer:
             return self.stop.is_set()
         flag = torch.tensor([float(self.stop.is_set())], device=self.device)
         return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+
+    def _finish_agreed(self) -> bool:
+        """A plug-in on the main process may end the run; every process ends after the same step."""
+        if self.accelerator.num_processes == 1:
+            return self.finish_reason is not None
+        flag = torch.tensor([float(self.finish_reason is not None)], device=self.device)
+        if self.accelerator.reduce(flag, reduction="sum").item() > 0:
+            self.finish_reason = self.finish_reason or "ended by the main process"
+        return self.finish_reason is not None
+
+    def finish(self, reason: str) -> None:
+        self.finish_reason = reason
+        self.log_event("finish", step=self.progress.global_step, reason=reason)
 
     def _set_text_encoder_mode(self) -> None:
         """At the start and when text_encoder_until is reached: the text encoder trains, or is frozen in eval mode."""
@@ -192,13 +208,20 @@ class Trainer:
                           lr=float(self.lr_scheduler.get_last_lr()[0]), samples=total,
                           seconds=time.perf_counter() - start)
 
-    def batch_loss(self, batch: Batch, generator: torch.Generator, train_te: bool = False
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    @torch.no_grad()
+    def evaluation_loss(self, batch: Batch, generator: torch.Generator, timestep: int) -> torch.Tensor:
+        """Per-sample losses of `batch` at one fixed timestep, noise from `generator`, no gradients; the plain
+        model in its eval weights, so only the calling process needs to run it."""
+        with self.sampling_model() as model, self.accelerator.autocast():
+            return self.batch_loss(batch, generator, model=model, timestep=timestep)[1].float().cpu()
+
+    def batch_loss(self, batch: Batch, generator: torch.Generator, train_te: bool = False, *,
+                   model: SDModel | None = None, timestep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, per-sample losses) of one batch with noise and timesteps drawn from `generator`.
 
-        Training passes the run's generator; validation passes its own fixed one (under no_grad), so measuring
-        never changes what training draws next."""
-        model, dev = self.model, self.device
+        Training passes the run's generator; validation passes its own fixed one, a fixed `timestep` and the plain
+        `model`, so measuring never changes what training draws next."""
+        model, dev = model or self.model, self.device
         # Every host-to-device copy happens before the U-Net is queued: a copy issued after it would make the
         # CPU wait for the forward pass, so the backward's kernels could not be queued while it runs.
         ac = self._alphas_on(dev)
@@ -206,6 +229,8 @@ class Trainer:
         latents = self.latents_of(batch, generator)
         tokens = chunk_tokens(model.tokenizer, batch.captions, self.settings.max_chunks, model.family).to(dev)
         noise, timesteps, model_noise = self.noise_options.draw(latents, generator)
+        if timestep is not None:
+            timesteps = torch.full_like(timesteps, timestep)
         with torch.set_grad_enabled(train_te):
             cond = encode_chunks(model.text_encoder, tokens, self.settings.clip_skip, model.family)
         noisy = add_noise(latents, model_noise, timesteps, ac)
@@ -272,6 +297,7 @@ class TrainerContext:
         self.max_steps, self.steps_per_epoch = trainer.settings.max_steps, trainer.settings.steps_per_epoch
         self.log_event, self.sampling_model, self.write_state = (trainer.log_event, trainer.sampling_model,
                                                                  trainer.write_state)
+        self.evaluation_loss, self.finish = trainer.evaluation_loss, trainer.finish
         self.wait_for_everyone = acc.wait_for_everyone
 
     @property

@@ -27,6 +27,7 @@ from ..data.dataset import build_training_data
 from ..errors import UserError
 from ..plugins import Callback, Stream
 from ..regularization.setup import RegularizationPlan, plan_regularization
+from ..validation.setup import plan_measurements
 from .loop import TrainSettings, Trainer
 from .losses import LossOptions
 from .model_setup import cache_latents, load_base_model, prepare_model, text_encoder_until
@@ -62,6 +63,7 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
         return 0
     plan = resolve_run(train, loaded, data, accelerator, say)
     regularization = plan_regularization(train, data, say, accelerator.is_main_process)
+    measuring = plan_measurements(train, loaded.datasets, data, regularization and regularization.word_list, say)
     model = load_base_model(train)
     say("\n".join(model.describe()))
     say(truncation_note(model, data, plan.settings.max_chunks))
@@ -70,6 +72,8 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
         cache_latents(data, model, train, accelerator)
     if regularization is not None:
         streams, callbacks = _with_regularization(regularization, loaded, plan.settings, model, streams, callbacks)
+    # Before a resumed state replaces the weights: the drift meter and similarity compare against the base.
+    callbacks = [*callbacks, measuring.callback(train, model, _first_resolution(loaded, model))]
     trainer = assemble(train, plan, model, data, accelerator, streams, callbacks, say)
     if plan.resume_from is not None:
         trainer.restore(load_state(plan.resume_from))  # read here, and let go once restored
@@ -128,14 +132,19 @@ def resolve_run(train: TrainConfig, loaded: LoadedConfig, data: TrainingData, ac
     return RunPlan(settings, NoiseOptions.from_config(train), LossOptions.from_config(train), state)
 
 
+def _first_resolution(loaded: LoadedConfig, model: SDModel) -> tuple[int, int]:
+    """(width, height) of the first dataset with training (not class) images; the model's size when unset."""
+    first = next(d for d in loaded.datasets.datasets if any(not s.is_reg for s in d.subsets))
+    return first.resolution or (model.config.resolution,) * 2
+
+
 def _with_regularization(regularization: RegularizationPlan, loaded: LoadedConfig, settings: TrainSettings,
                          model: SDModel, streams: Sequence[Stream], callbacks: Sequence[Callback]
                          ) -> tuple[list[Stream], list[Callback]]:
     """The regularization stream and monitor first, sized by the first dataset with training (not class) images."""
     first = next(d for d in loaded.datasets.datasets if any(not s.is_reg for s in d.subsets))
     reg_streams, reg_callbacks = regularization.plug_ins(
-        loaded.train, settings.seed, first.resolution or (model.config.resolution,) * 2,
-        first.batch_size * settings.grad_accum)
+        loaded.train, settings.seed, _first_resolution(loaded, model), first.batch_size * settings.grad_accum)
     return [*reg_streams, *streams], [*reg_callbacks, *callbacks]
 
 
