@@ -38,6 +38,10 @@ def run(argv: list[str]) -> int:
         print(f"wrote {write_args_file(loaded.train, loaded.train.config.config_file)}")
         return 0
 
+    if loaded.train.workflow.workflow != "none":
+        from library.workflows import run_workflow
+
+        return run_workflow(loaded)
     from library.training.run import run_training
 
     return run_training(loaded)

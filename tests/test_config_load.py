@@ -79,11 +79,14 @@ VALIDATION_OPTION_NAMES = [
     "validate_every_n_steps", "validate_every_n_epochs", "max_validation_steps", "drift_words", "drift_word_count",
     "overfit_tolerance", "overfit_patience", "overfit_max_drift", "stop_on_overfit"]
 
+WORKFLOW_OPTION_NAMES = ["workflow", "workflow_subset", "workflow_factor", "workflow_word_list"]
+
 
 def test_option_table_holds_the_kohya_options_and_our_own():
     assert len(KOHYA_OPTION_NAMES) == 173
     assert set(OPTIONS) == (set(KOHYA_OPTION_NAMES) | set(OUR_OPTION_NAMES) | set(REGULARIZATION_OPTION_NAMES)
-                            | set(VALIDATION_OPTION_NAMES))
+                            | set(VALIDATION_OPTION_NAMES) | set(WORKFLOW_OPTION_NAMES))
+    assert all(OPTIONS[name].section == "workflow" for name in WORKFLOW_OPTION_NAMES)
     assert all(OPTIONS[name].section == "validation_arguments" for name in VALIDATION_OPTION_NAMES)
     assert all(OPTIONS[name].section == "certain_arguments" for name in OUR_OPTION_NAMES)
     assert all(OPTIONS[name].section == "regularization" for name in REGULARIZATION_OPTION_NAMES)

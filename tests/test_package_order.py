@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"regularization", "similarity", "validation"},
     {"training"},
     {"generation"},
-    {"quickstart", "tiny", "sample_data", "prompts", "world"},  # world.pretrain will use training
+    {"quickstart", "tiny", "sample_data", "prompts", "world", "workflows"},  # world.pretrain will use training
 ]
 
 

@@ -5,7 +5,7 @@
 validating a config must be instant.
 """
 
-from .args_writer import dump_args_toml, write_args_file
+from .args_writer import dump_args_toml, dump_dataset_toml, write_args_file
 from .cli import LoadedConfig, build_parser, load_train_config
 from .dataset_spec import DatasetConfig, DatasetSpec, SubsetSpec
 from .errors import ConfigError, Problem
@@ -14,5 +14,6 @@ from .train_config import OPTIONS, TrainConfig
 
 __all__ = [
     "ConfigError", "DatasetConfig", "DatasetSpec", "LoadedConfig", "OPTIONS", "Problem", "SubsetSpec",
-    "TrainConfig", "build_parser", "dump_args_toml", "load_train_config", "parse_folder_name", "write_args_file",
+    "TrainConfig", "build_parser", "dump_args_toml", "dump_dataset_toml", "load_train_config", "parse_folder_name",
+    "write_args_file",
 ]

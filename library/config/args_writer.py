@@ -6,11 +6,13 @@ grouped under the usual section tables, so the file loads here and in sd-scripts
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_text
 from .args_file import args_file_path
+from .dataset_spec import DatasetConfig, DatasetSpec, SubsetSpec
 from .errors import ConfigError, Problem, Where
 from .train_config import OPTIONS, TrainConfig
 from .values import show, to_float_pair, to_kwargs, to_resolution
@@ -45,3 +47,20 @@ def write_args_file(train: TrainConfig, given: str | Path) -> Path:
                                                      "remove it or name another --config_file")])
     atomic_write_text(path, dump_args_toml(train))
     return path
+
+
+def dump_dataset_toml(config: DatasetConfig) -> str:
+    """A dataset config as a TOML file kohya reads: each dataset's and subset's resolved keys that differ from the
+    defaults (workflows write the datasets they make this way, so the file shows what was trained)."""
+    blocks = []
+    for dataset in config.datasets:
+        lines = ["[[datasets]]", *_changed(dataset, DatasetSpec(kind=dataset.kind, subsets=()))]
+        for subset in dataset.subsets:
+            lines += ["", "  [[datasets.subsets]]", *("  " + line for line in _changed(subset, SubsetSpec()))]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _changed(spec: Any, default: Any) -> list[str]:
+    return [f"{f.name} = {show(getattr(spec, f.name))}" for f in fields(spec)
+            if "levels" in f.metadata and getattr(spec, f.name) != getattr(default, f.name)]

@@ -329,6 +329,24 @@ class RegularizationArgs:
                                           "<output_dir>/reg_images")
 
 
+WORKFLOWS = ("none", "anti_overfit")
+
+
+@dataclass(frozen=True)
+class WorkflowArgs:
+    """A workflow around the trainer (`[workflow]`; inside that table the `workflow_` prefix may be left out)."""
+
+    workflow: str = option("none", "none / anti_overfit (train the suspect subset until it overfits, replace it by "
+                                   "single-word images its last good checkpoint draws, retrain from the base)",
+                           choices=WORKFLOWS, hints={"anti-overfit": "anti_overfit", "antioverfit": "anti_overfit",
+                                                     "rebuild": "anti_overfit", "off": "none"})
+    workflow_subset: str | None = option(None, "anti_overfit: image_dir of the subset suspected of the overfitting",
+                                         conv=to_path)
+    workflow_factor: float = option(1.0, "anti_overfit: generated images per image of that subset", low=0)
+    workflow_word_list: str | None = option(None, "anti_overfit: words of the generated images (as reg_word_list; "
+                                                  "unset: reg_word_list, else the training captions)", conv=to_path)
+
+
 @dataclass(frozen=True)
 class ConfigArgs:
     config_file: str | None = option(None, "args TOML with option values (.toml is added when missing)",
@@ -353,6 +371,7 @@ class TrainConfig:
     certain: CertainArgs = field(default_factory=CertainArgs)
     validation: ValidationArgs = field(default_factory=ValidationArgs)
     regularization: RegularizationArgs = field(default_factory=RegularizationArgs, metadata={"table": "regularization"})
+    workflow: WorkflowArgs = field(default_factory=WorkflowArgs, metadata={"table": "workflow"})
     config: ConfigArgs = field(default_factory=ConfigArgs)
 
     @classmethod
@@ -376,11 +395,16 @@ class TrainConfig:
         return getattr(getattr(self, attr), key)
 
 
+TABLE_PREFIXES = {"regularization": "reg_", "workflow": "workflow_"}
+
+
 def table_key(table: str, key: str) -> str:
-    """The option a key names inside `[table]`: in [regularization] the `reg_` prefix may be left out, so there
-    `seed` and `resolution` are the regularization's own (reg_seed, reg_resolution), not the training's."""
-    prefixed = OPTIONS.get(f"reg_{key}")
-    if table == "regularization" and prefixed is not None and prefixed.section == "regularization":
+    """The option a key names inside `[table]`: in [regularization] the `reg_` prefix may be left out (and in
+    [workflow] `workflow_`), so there `seed` and `resolution` are the regularization's own (reg_seed,
+    reg_resolution), not the training's."""
+    prefix = TABLE_PREFIXES.get(table)
+    prefixed = OPTIONS.get(f"{prefix}{key}") if prefix else None
+    if prefixed is not None and prefixed.section == table:
         return prefixed.name
     return key
 

@@ -115,3 +115,10 @@ def load_state(info: StateInfo) -> LoadedState:
     weights = {name: load_file(str(info.folder / f"{name}.safetensors")) for name in info.modules}
     return LoadedState(**vars(info), weights=weights,
                        optimizer=torch.load(info.folder / "optimizer.pt", map_location="cpu", weights_only=True))
+
+
+def newest_state(folder: Path) -> Path | None:
+    """The state folder in `folder` with the most steps done, if any (a workflow's interrupted stage resumes there)."""
+    found = [(json.loads((p / "progress.json").read_text(encoding="utf-8"))["global_step"], p.name, p)
+             for p in folder.glob("*-state") if (p / "progress.json").is_file()]
+    return max(found)[2] if found else None

@@ -1,0 +1,27 @@
+"""Workflows around the trainer, the method's answers to overfitting and to merging: each a sequence of resumable
+stages (training runs, image generation, dataset rewrites) recorded in the run folder's `run.json`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..config import LoadedConfig
+
+
+def run_workflow(loaded: LoadedConfig) -> int:
+    """Run the workflow the config names; returns the exit code (a stopped training stage's own)."""
+    from .anti_overfit import run_anti_overfit
+    from .stages import StageStopped
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    if not loaded.train.saving.output_dir:
+        from ..errors import UserError
+        raise UserError("output_dir is not set: the workflow's stages and run.json go there")
+    try:
+        return run_anti_overfit(loaded, say)
+    except StageStopped as stopped:
+        say("workflow stopped; run the same command again to continue where it stopped.")
+        return stopped.code

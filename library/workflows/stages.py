@@ -1,0 +1,89 @@
+"""What every workflow is made of: stages that are skipped when their outputs exist, training stages that resume
+from their newest saved state, and `run.json`, the record of each stage's inputs, outputs and finish time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from ..atomic import atomic_write_text
+from ..config import DatasetConfig, LoadedConfig, TrainConfig
+from ..errors import UserError
+
+RUN_RECORD = "run.json"
+
+
+@dataclass
+class RunRecord:
+    """`<run folder>/run.json`: the workflow, and each stage with its inputs and outputs once it is done."""
+
+    folder: Path
+    workflow: str
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, folder: Path, workflow: str) -> RunRecord:
+        path = folder / RUN_RECORD
+        if not path.is_file():
+            return cls(folder, workflow)
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("workflow") != workflow:
+            raise UserError(f"{path}: this folder holds a {saved.get('workflow')} run, not {workflow}; choose another "
+                            f"output_dir")
+        return cls(folder, workflow, {s["name"]: s for s in saved.get("stages", [])})
+
+    def done(self, name: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+        self.stages[name] = {"name": name, "inputs": inputs, "outputs": outputs,
+                             "finished": datetime.now().isoformat(timespec="seconds")}
+        atomic_write_text(self.folder / RUN_RECORD, json.dumps(
+            {"workflow": self.workflow, "stages": list(self.stages.values())}, indent=2, default=str) + "\n")
+
+
+def stage_config(loaded: LoadedConfig, datasets: DatasetConfig, output_dir: Path, **changes: Any) -> LoadedConfig:
+    """The run's config for one training stage: its own folder and data, states saved so it can resume, the
+    workflow itself switched off, and the option `changes` (flat kohya names)."""
+    flat = {**loaded.train.to_flat(), "output_dir": str(output_dir), "save_state": True, "workflow": "none",
+            "resume": None, **changes}
+    if loaded.train.certain.progress_jsonl:
+        flat["progress_jsonl"] = str(output_dir / "progress.jsonl")
+    return replace(loaded, train=TrainConfig.from_flat(flat), datasets=datasets)
+
+
+def final_model(train: TrainConfig) -> Path:
+    from ..training.saving import SavePolicy
+
+    t = train.saving
+    return SavePolicy(Path(t.output_dir), t.output_name, t.save_model_as or "safetensors").model_path("final")
+
+
+def train_stage(loaded: LoadedConfig, say: Callable[[str], None]) -> Path:
+    """Train as configured unless the final model is there already; an interrupted stage resumes from its newest
+    state. Returns the final model's path."""
+    from ..training.run import run_training
+    from ..training.state import newest_state
+
+    target = final_model(loaded.train)
+    if target.exists():
+        say(f"{target.parent.name}: done before ({target.name} exists), skipped.")
+        return target
+    folder = Path(loaded.train.saving.output_dir)
+    state = newest_state(folder) if folder.is_dir() else None
+    if state is not None:
+        say(f"{folder.name}: resuming from {state.name}.")
+        loaded = replace(loaded, train=TrainConfig.from_flat({**loaded.train.to_flat(), "resume": str(state)}))
+    code = run_training(loaded)
+    if code != 0:
+        raise StageStopped(code)
+    return target
+
+
+class StageStopped(Exception):
+    """A training stage ended without finishing (Ctrl-C): the workflow stops there with its exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
