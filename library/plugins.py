@@ -67,12 +67,13 @@ class LoopContext(Protocol):
     def write_state(self, folder: Path) -> None:
         """Save a resumable state of the run as it is now; every process."""
 
-    def evaluation_loss(self, batch: Batch, generator: torch.Generator, timestep: int) -> torch.Tensor:
-        """Per-sample training losses of `batch` at one fixed timestep with noise from `generator`, no gradients,
-        in the eval weights (validation); any one process may call it."""
+    def evaluation_loss(self, model: SDModel, batch: Batch, generator: torch.Generator, timestep: int) -> torch.Tensor:
+        """Per-sample training losses of `batch` under `model` (from `sampling_model`, entered once per evaluation:
+        a schedule-free optimizer's switch is not exactly undone) at one fixed timestep with noise from
+        `generator`, no gradients (validation)."""
 
     def finish(self, reason: str) -> None:
-        """End the run cleanly after the current step (final save as usual), telling the logs why."""
+        """End the run cleanly after the current step (final save as usual), telling the logs why; any process."""
 
 
 class Callback:

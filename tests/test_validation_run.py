@@ -154,3 +154,18 @@ def test_stop_on_overfit_without_a_measure_is_refused_before_the_model_loads(tmp
     code = train_certain.main([str(tmp_path / "no-model.safetensors") if a == str(WORLD) else a for a in args])
     assert code == 2
     assert "stop_on_overfit = true needs a measure" in capsys.readouterr().err
+
+
+def test_measuring_does_not_change_the_training(tmp_path, train_args):
+    """Evaluating every step (drift, similarity, the sampling model's entry and exit) leaves the step losses and the
+    final weights exactly as a run that measures only at its one save."""
+    from safetensors.torch import load_file
+
+    plain, measured = tmp_path / "plain", tmp_path / "measured"
+    assert train_certain.main(train_args(plain, "--max_train_steps", "4", "--shuffle_caption")) == 0
+    assert train_certain.main(train_args(measured, "--max_train_steps", "4", "--shuffle_caption",
+                                         "--validate_every_n_steps", "1")) == 0
+    assert [e["loss"] for e in events(measured, "step")] == [e["loss"] for e in events(plain, "step")]
+    assert len(json.loads((measured / "checkpoints.json").read_text(encoding="utf-8"))["evaluations"]) == 5
+    a, b = load_file(str(plain / "last.safetensors")), load_file(str(measured / "last.safetensors"))
+    assert all(a[k].equal(b[k]) for k in a)

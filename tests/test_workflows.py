@@ -91,7 +91,7 @@ def test_the_retrain_starts_from_the_base_not_from_the_probe(rebuilt):
     assert distance(WORLD) < distance(chosen) / 2
 
 
-def test_running_it_again_skips_every_stage_that_is_done(rebuilt, folders, capfd):
+def test_running_it_again_trains_and_draws_nothing_new(rebuilt, folders, capfd):
     stamps = {p: p.stat().st_mtime_ns for p in (rebuilt / "images").glob("*.png")}
     finals = {p: p.stat().st_mtime_ns for p in (rebuilt / "probe" / "probe.safetensors", rebuilt / "retrain" / "last.safetensors")}
     assert train_certain.main(workflow_args(folders)) == 0

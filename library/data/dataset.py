@@ -7,7 +7,7 @@ in its plan, so workers, resumed runs and ranks all rebuild the same batches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from PIL import Image
@@ -30,6 +30,9 @@ from .plan import BatchPlan, BucketGroup, TrainingLength, batches_per_epoch, epo
 __all__ = ["BatchPlan", "TrainingData", "build_training_data", "iterate_batches"]  # the loop's whole interface
 
 SHOWN_PROBLEMS = 20  # in an error message; describe() lists them all
+# Subset settings that make a sample differ from one use to the next, turned off for validation.
+PLAIN = dict(shuffle_caption=False, caption_dropout_rate=0.0, caption_dropout_every_n_epochs=0,
+             caption_tag_dropout_rate=0.0, token_warmup_step=0.0, color_aug=False, flip_aug=False, random_crop=False)
 
 
 @dataclass(eq=False)
@@ -87,16 +90,18 @@ class TrainingData:
 
     def validation_data(self) -> TrainingData | None:
         """The held-out images as data of their own (None without any): each image once per epoch, in its
-        dataset's batch size, so `epoch_plan(0, seed)` is a fixed validation pass."""
+        dataset's batch size, so `epoch_plan(0, seed)` is a fixed validation pass. Augmentations and caption
+        dropout, shuffling and warmup are off: every evaluation scores the same pictures with whole captions."""
         if not self.held_out:
             return None
+        items = [replace(item, subset=replace(item.subset, **PLAIN)) for item in self.held_out]
         sizes = {group.dataset: group.batch_size for group in self.groups}
         members: dict[tuple[int, Size], list[int]] = {}
-        for index, item in enumerate(self.held_out):
+        for index, item in enumerate(items):
             members.setdefault((item.dataset, item.placement.bucket), []).append(index)
         groups = [BucketGroup(dataset, bucket, tuple(indices), sizes.get(dataset, 1))
                   for (dataset, bucket), indices in sorted(members.items())]
-        return TrainingData(self.held_out, groups, TrainingLength(max_train_steps=1), [], [], [], {})
+        return TrainingData(items, groups, TrainingLength(max_train_steps=1), [], [], [], {})
 
     def cache_latents(self, encode: Encode, vae_id: str, *, to_disk: bool, batch_size: int,
                       progress: bool = True) -> None:

@@ -81,6 +81,8 @@ def run_behaviour(args: argparse.Namespace) -> None:
     if args.matrix or args.plot or args.csv or args.blocks != "reference":
         raise UserError("--behaviour compares each model with the base; --matrix, --plot, --csv and --blocks are "
                         "for the weight comparison")
+    if args.word_count < 1:
+        raise UserError(f"--word-count must be at least 1, got {args.word_count}")
     if args.words:
         from ..regularization.wordfreq import load_word_list
         words = load_word_list(args.words).words[:args.word_count]

@@ -114,7 +114,7 @@ class Trainer:
             cb.on_train_start(self.context)
         interrupted = False
         try:
-            while self.progress.global_step < self.settings.max_steps and self.finish_reason is None:
+            while self.progress.global_step < self.settings.max_steps and not self._finish_agreed():
                 self._run_epoch()
         except StopTraining:
             interrupted = True
@@ -154,7 +154,7 @@ class Trainer:
         return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
 
     def _finish_agreed(self) -> bool:
-        """A plug-in on the main process may end the run; every process ends after the same step."""
+        """A plug-in may end the run (`finish`); every process ends after the same step, wherever it was asked."""
         if self.accelerator.num_processes == 1:
             return self.finish_reason is not None
         flag = torch.tensor([float(self.finish_reason is not None)], device=self.device)
@@ -209,10 +209,10 @@ class Trainer:
                           seconds=time.perf_counter() - start)
 
     @torch.no_grad()
-    def evaluation_loss(self, batch: Batch, generator: torch.Generator, timestep: int) -> torch.Tensor:
-        """Per-sample losses of `batch` at one fixed timestep, noise from `generator`, no gradients; the plain
-        model in its eval weights, so only the calling process needs to run it."""
-        with self.sampling_model() as model, self.accelerator.autocast():
+    def evaluation_loss(self, model: SDModel, batch: Batch, generator: torch.Generator, timestep: int) -> torch.Tensor:
+        """Per-sample losses of `batch` under `model` (from `sampling_model`) at one fixed timestep, noise from
+        `generator`, no gradients."""
+        with self.accelerator.autocast():
             return self.batch_loss(batch, generator, model=model, timestep=timestep)[1].float().cpu()
 
     def batch_loss(self, batch: Batch, generator: torch.Generator, train_te: bool = False, *,

@@ -82,8 +82,7 @@ class CheckpointSaver(Callback):
         with ctx.sampling_model() as model:  # on every process, so their weights stay identical
             if ctx.is_main:
                 self.save_model(model, path, ctx)
-        if ctx.is_main:
-            ctx.log_event("save", path=str(path), step=ctx.global_step)
+        ctx.log_event("save", path=str(path), step=ctx.global_step)  # every process: measurements run on each
         if with_state:
             self._write_state(ctx, self.policy.state_path(path))
         ctx.wait_for_everyone()

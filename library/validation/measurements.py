@@ -1,7 +1,8 @@
 """The measurements callback: validation loss, drift and similarity to the base, checkpoint by checkpoint.
 
 It evaluates before the first step and every `every_n_steps` steps or `every_n_epochs` epochs when those are set,
-and at every save (an evaluation is made once per step), on the main process only, and then:
+and at every save (an evaluation is made once per step). Every process evaluates alike, so their weights and
+decisions stay identical (a schedule-free optimizer's eval switch is not exactly undone); the main one writes. Then:
 - logs a `validation` progress event whose `scalars` TensorBoard plots;
 - applies the overfit rule (`overfit.py`) and, with `stop_on_overfit`, ends the run cleanly;
 - at each save, adds the checkpoint to `<output_dir>/checkpoints.json` with its step, epoch, mean train loss since
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -25,6 +27,7 @@ from .overfit import Evaluation, OverfitRule, choose_checkpoint
 from .report import write_report
 
 if TYPE_CHECKING:
+    from ..data.batch import Batch
     from ..data.dataset import TrainingData
     from ..models.sd_model import SDModel
     from ..similarity.probe import BaseProbe
@@ -41,10 +44,12 @@ class ValidationPass:
     seed: int
     max_batches: int | None = None
 
-    def loss(self, evaluation_loss: Callable[[Any, torch.Generator, int], torch.Tensor]) -> float:
+    def loss(self, evaluation_loss: Callable[[Batch, torch.Generator, int], torch.Tensor]) -> float:
         generator = torch.Generator().manual_seed(self.seed)
-        losses = [evaluation_loss(self.data.load_batch(plan), generator, t)
-                  for plan in self.data.epoch_plan(0, self.seed)[:self.max_batches] for t in VALIDATION_TIMESTEPS]
+        losses = []
+        for plan in self.data.epoch_plan(0, self.seed)[:self.max_batches]:
+            batch = self.data.load_batch(plan)
+            losses += [evaluation_loss(batch, generator, t) for t in VALIDATION_TIMESTEPS]
         return float(torch.cat(losses).mean())
 
 
@@ -80,10 +85,6 @@ class Measurements(Callback):
     overfit_reported: bool = False
     epoch: int = 0  # the epoch the latest step belongs to (1-based; 0 before any step)
 
-    @property
-    def active(self) -> bool:
-        return self.validation is not None or self.drift is not None
-
     # ---- hooks ------------------------------------------------------------------------------------------
     def on_train_start(self, ctx: LoopContext) -> None:
         if ctx.global_step == 0 and (self.every_n_steps or self.every_n_epochs):
@@ -101,7 +102,7 @@ class Measurements(Callback):
             self._evaluate(ctx)
 
     def on_event(self, ctx: LoopContext, name: str, fields: dict[str, Any]) -> None:
-        if name == "save" and ctx.is_main:
+        if name == "save":
             self._add_checkpoint(ctx, Path(fields["path"]))
 
     def state_dict(self) -> dict[str, Any]:
@@ -117,33 +118,38 @@ class Measurements(Callback):
         self.epoch = int(state.get("epoch", 0))
 
     # ---- work -------------------------------------------------------------------------------------------
-    def _evaluate(self, ctx: LoopContext) -> dict[str, Any] | None:
-        """This step's evaluation (made once), or None when there is nothing to measure."""
-        if not (ctx.is_main and self.active):
-            return None
+    def _evaluate(self, ctx: LoopContext) -> dict[str, Any]:
+        """This step's evaluation, made once: validation loss, drift and similarity, all on one entry of the
+        sampling model."""
         if self.evaluations and self.evaluations[-1]["step"] == ctx.global_step:
             return self.evaluations[-1]
         record: dict[str, Any] = {"step": ctx.global_step, "epoch": self.epoch}
-        if self.validation is not None:
-            record["validation_loss"] = self.validation.loss(ctx.evaluation_loss)
-        if self.drift is not None:
-            with ctx.sampling_model() as model:
+        with ctx.sampling_model() as model:
+            if self.validation is not None:
+                record["validation_loss"] = self.validation.loss(partial(ctx.evaluation_loss, model))
+            if self.drift is not None:
                 drift = self.drift.measure(model)
-            record["drift"] = drift.mean
-            record["most_moved"] = [{"word": w, "drift": round(d, 6)} for w, d in drift.most_moved(MOST_MOVED)]
+                record["drift"] = drift.mean
+                record["most_moved"] = [{"word": w, "drift": round(d, 6)} for w, d in drift.most_moved(MOST_MOVED)]
+            if self.similarity_probe is not None:
+                from ..similarity.state_dicts import similarity_of_probe
+
+                record["similarity"] = similarity_of_probe(self.similarity_probe, model.unet.state_dict()).similarity
         self.evaluations.append(record)
-        scalars = {k: record[k] for k in ("validation_loss", "drift") if k in record}
+        scalars = {k: record[k] for k in ("validation_loss", "drift", "similarity") if k in record}
         ctx.log_event("validation", step=ctx.global_step, scalars=scalars,
                       **({"most_moved": record["most_moved"]} if "most_moved" in record else {}))
         self._check_overfit(ctx)
         return record
 
     def _check_overfit(self, ctx: LoopContext) -> None:
+        """Tell the logs once; with stop_on_overfit end the run (again after a resume past the detection)."""
         onset = self.rule.onset(self._series())
-        if onset is None or self.overfit_reported:
+        if onset is None:
             return
-        self.overfit_reported = True
-        ctx.log_event("overfit", step=ctx.global_step, began_step=onset.began_step, reason=onset.reason)
+        if not self.overfit_reported:
+            self.overfit_reported = True
+            ctx.log_event("overfit", step=ctx.global_step, began_step=onset.began_step, reason=onset.reason)
         if self.stop_on_overfit:
             ctx.finish(f"stop_on_overfit: {onset.reason}")
 
@@ -151,21 +157,15 @@ class Measurements(Callback):
         return [Evaluation(e["step"], e.get("validation_loss"), e.get("drift")) for e in self.evaluations]
 
     def _add_checkpoint(self, ctx: LoopContext, path: Path) -> None:
-        record = self._evaluate(ctx) or {}
+        record = self._evaluate(ctx)
         row: dict[str, Any] = {"path": path.name, "step": ctx.global_step, "epoch": self.epoch,
                                "train_loss": (sum(self.losses_since_save) / len(self.losses_since_save)
                                               if self.losses_since_save else None),
-                               "validation_loss": record.get("validation_loss"), "drift": record.get("drift"),
-                               "most_moved": record.get("most_moved")}
-        if self.similarity_probe is not None:
-            from ..similarity.state_dicts import similarity_of_probe
-
-            with ctx.sampling_model() as model:
-                row["similarity"] = similarity_of_probe(self.similarity_probe, model.unet.state_dict()).similarity
-            ctx.log_event("similarity", step=ctx.global_step, scalars={"to_base": row["similarity"]})
+                               **{k: record.get(k) for k in ("validation_loss", "drift", "similarity", "most_moved")}}
         self.checkpoints = [c for c in self.checkpoints if c["path"] != row["path"]] + [row]
         self.losses_since_save = []
-        self.write()
+        if ctx.is_main:
+            self.write()
 
     def summary(self) -> dict[str, Any]:
         """What checkpoints.json holds: the rule, every checkpoint, every evaluation, the choice and why."""

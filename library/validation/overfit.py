@@ -55,7 +55,7 @@ class OverfitRule:
                 streak.append(ev)
             else:
                 streak = []
-            if streak and len(streak) >= self.patience:
+            if len(streak) >= self.patience:
                 first = streak[0]
                 return Onset(ev.step, first.step, (
                     f"validation loss rose above its minimum {best.validation_loss:.5f} (step {best.step}) by more "

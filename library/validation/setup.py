@@ -6,7 +6,7 @@ predictions and similarity probe are made once the base is loaded and before any
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -36,11 +36,12 @@ class MeasurementPlan:
         from ..similarity.state_dicts import probe_state_dict
 
         v = train.validation
+        plain = replace(model, unet=getattr(model.unet, "_orig_mod", model.unet))  # torch.compile'd: its module
         drift = None
         if self.drift_words:
             inputs = ProbeInputs.make(self.drift_words, (resolution[1] // 8, resolution[0] // 8))
-            drift = DriftMeter.of_base(model, inputs, train.model.clip_skip)
-        probe = probe_state_dict(model.unet.state_dict(), source=str(train.model.pretrained_model_name_or_path))
+            drift = DriftMeter.of_base(plain, inputs, train.model.clip_skip)
+        probe = probe_state_dict(plain.unet.state_dict(), source=str(train.model.pretrained_model_name_or_path))
         return Measurements(Path(train.saving.output_dir), self.rule, self.validation, drift, probe,
                             v.validate_every_n_steps, v.validate_every_n_epochs, v.stop_on_overfit)
 
@@ -60,6 +61,9 @@ def plan_measurements(train, datasets: DatasetConfig, data: TrainingData, reg_wo
         raise UserError("stop_on_overfit = true needs a measure to stop on: hold out validation images "
                         "(validation_split or validation_dir in the dataset config) or set overfit_max_drift")
     words = _drift_words(train, data, reg_words, say) if v.drift_word_count else ()
+    if v.overfit_max_drift is not None and not words:
+        raise UserError("overfit_max_drift is set but the drift meter is off (drift_word_count = 0, or no words in "
+                        "the training captions): set drift_words, or remove overfit_max_drift")
     rule = OverfitRule(v.overfit_tolerance, v.overfit_patience, v.overfit_max_drift)
     parts = [f"validation: {len(held.items)} held-out images, {len(validation.data.epoch_plan(0, 0))} batches"
              if validation else "validation: none (no held-out images)",

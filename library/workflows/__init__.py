@@ -4,6 +4,7 @@ stages (training runs, image generation, dataset rewrites) recorded in the run f
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..config import LoadedConfig
@@ -17,9 +18,13 @@ def run_workflow(loaded: LoadedConfig) -> int:
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    from ..errors import UserError
+
     if not loaded.train.saving.output_dir:
-        from ..errors import UserError
         raise UserError("output_dir is not set: the workflow's stages and run.json go there")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError("workflows run in one process for now: start them with python, not with accelerate launch "
+                        "on several processes")
     try:
         return run_anti_overfit(loaded, say)
     except StageStopped as stopped:

@@ -41,6 +41,8 @@ def run_anti_overfit(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
         raise UserError(f"workflow_subset `{suspect.image_dir}`: {len(images)} usable image(s); the probe needs at "
                         f"least 2 (some to train, some held out to see the overfitting)")
     count = math.ceil(len(images) * train.workflow.workflow_factor)
+    if count < 1:
+        raise UserError(f"workflow_factor {train.workflow.workflow_factor} gives no images to replace the subset with")
     reg = replace(train.regularization, reg_word_list=train.workflow.workflow_word_list or
                   train.regularization.reg_word_list or "captions")
     words = regularization_word_list(reg, data, train.dataset.caption_separator, train.dataset.caption_extension)
@@ -48,8 +50,15 @@ def run_anti_overfit(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     probe_data = probe_datasets(loaded.datasets, dataset_index, suspect, say)
+    held = len(build_training_data(probe_data, train).held_out)
+    if not held:
+        raise UserError(f"the probe holds out none of the {len(images)} images of `{suspect.image_dir}`, so it cannot "
+                        f"see the overfitting: give the subset at least 4 images, a larger validation_split, or a "
+                        f"validation_dir")
+    # every checkpoint is kept (the chosen one must still exist), only the newest state (to resume)
     probe = stage_config(loaded, probe_data, out / "probe", output_name="probe", stop_on_overfit=True,
-                         reg_mode="none", **_schedule(train))
+                         reg_mode="none", save_last_n_epochs=None, save_last_n_steps=None,
+                         save_last_n_epochs_state=1, save_last_n_steps_state=1, **_schedule(train))
     probe_model = train_stage(probe, say)
     chosen, reason = chosen_checkpoint(out / "probe")
     say(f"probe: chose {chosen.name} ({reason})")
