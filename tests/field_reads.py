@@ -236,7 +236,8 @@ class _Scan:
         if isinstance(node, ast.Subscript):
             owner = self.type(node.value, env)
             if isinstance(owner, tuple) and owner[0] == "tuple" and isinstance(node.slice, ast.Constant):
-                return owner[1][node.slice.value] if isinstance(node.slice.value, int) else None
+                index, types = node.slice.value, owner[1]
+                return types[index] if isinstance(index, int) and -len(types) <= index < len(types) else None
             return _item(owner)
         if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
             return _strings(node) or ("tuple", tuple(self.type(e, env) for e in node.elts))
