@@ -37,14 +37,19 @@ def test_quickstart_trains_the_tiny_model_and_leaves_every_output(tmp_path):
     assert any('"reg": ' in e for e in events if '"event": "step"' in e)  # the method's regularization ran
     assert len(list((out / "reg_images").glob("*.png"))) == 1 + 32 * 4  # 1:4, 4 at a time every 4th of 132 steps
     assert (out / "regularization" / "word_histogram.png").is_file()
-    # The samples look like the world the base model learned (flat colours and outlines), not noise; whether they
-    # show the `sks` star is issue 12's open target (the shipped base model's VAE cannot draw the star yet).
+    # The samples look like the world the base model learned (flat colours and outlines), not noise.
     from PIL import Image
 
-    from library.world.judge import palette_share
+    from library.world.judge import judge_model, palette_share
 
     samples = [Image.open(p) for p in sorted((out / "sample").glob("tiny-sks_e000004_0*.png"))]
     assert len(samples) == 6 and palette_share(samples) > 0.5
+    # The judge reads the star the base never draws in `sks girl` pictures (3 of 4 measured; the base: 0), and
+    # the asked background still comes out (97% measured over every background).
+    report, _, _ = judge_model(out / "tiny-sks.safetensors", concept="sks girl", progress=False,
+                               attributes=["background"])
+    assert report["concept"]["accessory"]["shown"] >= 0.5
+    assert report["attributes"]["background"]["shown"] >= 0.75
 
 
 def test_quickstart_files_are_made_once_and_the_base_is_the_shipped_world_model(tmp_path):

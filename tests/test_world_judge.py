@@ -92,10 +92,10 @@ def test_the_base_model_draws_the_world_as_asked_and_a_random_model_draws_noise(
     noise, _, _ = judge_model(random_model, settings=settings, progress=False, attributes=["mouth"])
     assert report["looks like the world"]["palette share"] > 0.4
     assert noise["looks like the world"]["palette share"] < 0.3
-    # The ε base before this one drew the background the seed chose (42%, 2400 steps); the random one before it
-    # was at chance on both.
-    assert report["attributes"]["background"]["shown"] >= 0.75
-    assert report["attributes"]["hair"]["shown"] >= 4 * report["attributes"]["hair"]["chance"]
+    # The targets (background ≥ 90%, hair ≥ 70%; measured here 94% and 95%). The v base before this one,
+    # on a plain VAE, drew hair 50%; the ε one before it drew the background the seed chose (42%).
+    assert report["attributes"]["background"]["shown"] >= 0.9
+    assert report["attributes"]["hair"]["shown"] >= 0.7
 
 
 def test_the_vae_ceiling_reads_pictures_after_the_models_own_vae(judge):
@@ -104,7 +104,7 @@ def test_the_vae_ceiling_reads_pictures_after_the_models_own_vae(judge):
 
     shipped = vae_ceiling(load_model(BASE), judge, per_value=1)
     untrained = vae_ceiling(build_random("tiny-world-sd1", seed=5), judge, per_value=1)
-    assert shipped["background"] >= 0.9 and shipped["hair length"] >= 0.8
+    assert shipped["background"] >= 0.9 and shipped["hair length"] >= 0.8 and shipped["hair"] >= 0.8  # 91% measured
     assert untrained["background"] < 0.3 and shipped["background"] - untrained["background"] > 0.6
 
 

@@ -130,7 +130,8 @@ def test_a_record_with_a_setting_this_version_lacks_is_refused_naming_it(pretrai
 
 
 def test_without_the_star_the_vae_pictures_are_drawn_as_before_it():
-    """vae_star 0 makes the VAE stage of the shipped model: the same random draws as the code before the star."""
+    """vae_star 0 draws the VAE's pictures as the code before the star did, so earlier models' VAE stages can be
+    made again."""
     for whole in (True, False):
         rng, before = random.Random(7), random.Random(7)
         picture = _vae_picture(0, rng, 64, whole, 0.0)

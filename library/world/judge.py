@@ -133,8 +133,8 @@ def judge_model(model_path: str | Path, judge_path: str | Path = DEFAULT_JUDGE, 
                 concept: str | None = None, device: str | None = None, progress: bool = True,
                 attributes: Sequence[str] | None = None):
     """Generate the prompt set with `model_path` and score it; returns (report, prompts, images).
-    `attributes`: ask only about these (a quick check, without the VAE ceiling); None asks about all, with the
-    held-out pairs."""
+    `attributes`: ask only about these and the concept (a quick check, without the VAE ceiling); None asks about
+    all, with the held-out pairs."""
     from ..generation.txt2img import open_model, pick_device
     from ..models.hashes import file_sha256
     from ..sampling.generate import generate
@@ -143,7 +143,7 @@ def judge_model(model_path: str | Path, judge_path: str | Path = DEFAULT_JUDGE, 
     model = open_model(str(model_path), None)
     prompts = prompt_set(concept)
     if attributes is not None:
-        prompts = [p for p in prompts if p.group == "attributes" and p.asked[0][0] in attributes]
+        prompts = [p for p in prompts if p.group == "concept" or p.group == "attributes" and p.asked[0][0] in attributes]
     images = [r.image for r in generate(model, settings.requests(prompts), device=pick_device(device), batch_size=16,
                                         progress=progress)]
     seen = read_attributes(net, images)

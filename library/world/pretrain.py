@@ -1,10 +1,10 @@
 """Pretrain the tiny world base model: `python -m library.world.pretrain OUT.safetensors [--seed S] [...]`.
 
 Four stages on the tiny SD1 layout, all on figures drawn in memory from the world (`figure_at`):
-1. the VAE learns to reconstruct small figures and crops as a plain autoencoder (L1 on the posterior mean; some
-   wear the star hair ornament, cropped around it, which the UNet never sees, so that a fine-tune can teach it),
-   then its latent is rescaled exactly so that latents × 0.18215 have unit variance, as SD's generation code
-   assumes;
+1. the VAE learns to reconstruct small figures and crops (L1 on the posterior mean; some wear the star hair
+   ornament, cropped around it, which the UNet never sees, so that a fine-tune can teach it), with three latent
+   channels pulled toward the picture's colours (`colour_map_loss`), then its latent is rescaled exactly so
+   that latents × 0.18215 have unit variance, as SD's generation code assumes;
 2. `--images` figures are encoded once (posterior means), with their tags;
 3. the text encoder learns to read captions: a linear probe must tell, from every position at and after the end
    token, which tag of each group (`TAG_GROUPS`) the caption says or that it says none. This stands in for CLIP's
@@ -53,20 +53,20 @@ WORLD_DATE = datetime(2026, 12, 7, tzinfo=timezone.utc)  # in the metadata, so t
 
 @dataclass(frozen=True)
 class PretrainPlan:
-    """Everything that decides the weights; the shipped model is the defaults with vae_star 0."""
+    """Everything that decides the weights; the shipped model is the defaults."""
 
     seed: int = 0
-    vae_steps: int = 2000
+    vae_steps: int = 4000
     vae_batch: int = 8
     vae_crop: int = 64  # VAE steps see 64-pixel pictures (`_vae_picture`): four times cheaper than 128
     vae_lr: float = 1e-3
     vae_star: float = 0.15  # share of VAE pictures with the star hair ornament (`_vae_picture`)
-    vae_colour_map: float = 0.0  # weight of `colour_map_loss` (0: a plain autoencoder, as the shipped VAE)
+    vae_colour_map: float = 0.5  # weight of `colour_map_loss` (0: a plain autoencoder)
     images: int = 6000
     text_steps: int = 1500
     text_batch: int = 64
     text_lr: float = 1e-3
-    unet_steps: int = 2400
+    unet_steps: int = 4800
     unet_batch: int = 32
     lr: float = 1e-3
     warmup: int = 200
@@ -108,7 +108,7 @@ def training_caption(caption: list[str], rng: random.Random, plan: PretrainPlan)
 # --- stage 1: the VAE ---------------------------------------------------------------------------------------
 
 def train_vae(vae: torch.nn.Module, plan: PretrainPlan, work: Path, say) -> None:
-    """L1 on the posterior mean (a plain autoencoder); the state is saved every `save_every` steps."""
+    """L1 on the posterior mean, plus `colour_map_loss` by its weight; the state is saved every `save_every` steps."""
     rng = random.Random(f"vae:{plan.seed}")
     colour_scale = 1 / colour_map(_rescale_probe(plan.seed)).std(dim=(0, 2, 3))[None, :, None, None] \
         if plan.vae_colour_map > 0 else None
