@@ -79,7 +79,8 @@ VALIDATION_OPTION_NAMES = [
     "validate_every_n_steps", "validate_every_n_epochs", "max_validation_steps", "drift_words", "drift_word_count",
     "overfit_tolerance", "overfit_patience", "overfit_max_drift", "stop_on_overfit"]
 
-WORKFLOW_OPTION_NAMES = ["workflow", "workflow_subset", "workflow_factor", "workflow_word_list"]
+WORKFLOW_OPTION_NAMES = ["workflow", "workflow_subset", "workflow_factor", "workflow_word_list", "workflow_teachers",
+                         "workflow_weights", "workflow_ratio", "workflow_teacher_share", "workflow_max_reuse"]
 
 
 def test_option_table_holds_the_kohya_options_and_our_own():

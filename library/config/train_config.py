@@ -18,7 +18,7 @@ from .errors import Report, Where
 from .names import (DYNAMO_BACKENDS, KOHYA_SAMPLE_SAMPLERS, LOG_LEVELS, LR_SCHEDULERS, RESIZE_INTERPOLATIONS,
                     to_optimizer_name)
 from .options import Option, option, option_table
-from .values import (show, to_bool, to_extension, to_float_pair, to_int_or_off, to_kwargs, to_path,
+from .values import (show, to_bool, to_extension, to_float_list, to_float_pair, to_int_or_off, to_kwargs, to_path,
                      to_resolution, to_sampler, to_steps_or_fraction, to_str_list)
 
 _NO = {"fp32": "no", "float": "no", "float32": "no", "none": "no", "false": "no"}
@@ -329,7 +329,8 @@ class RegularizationArgs:
                                           "<output_dir>/reg_images")
 
 
-WORKFLOWS = ("none", "anti_overfit")
+WORKFLOWS = ("none", "anti_overfit", "merge")
+MERGE_RATIOS = ("weights", "auto")
 
 
 @dataclass(frozen=True)
@@ -337,14 +338,27 @@ class WorkflowArgs:
     """A workflow around the trainer (`[workflow]`; inside that table the `workflow_` prefix may be left out)."""
 
     workflow: str = option("none", "none / anti_overfit (train the suspect subset until it overfits, replace it by "
-                                   "single-word images its last good checkpoint draws, retrain from the base)",
+                                   "single-word images its last good checkpoint draws, retrain from the base) / merge "
+                                   "(train on the data with images the teacher models draw mixed in)",
                            choices=WORKFLOWS, hints={"anti-overfit": "anti_overfit", "antioverfit": "anti_overfit",
-                                                     "rebuild": "anti_overfit", "off": "none"})
+                                                     "rebuild": "anti_overfit", "off": "none", "merging": "merge",
+                                                     "merge_by_training": "merge"})
     workflow_subset: str | None = option(None, "anti_overfit: image_dir of the subset suspected of the overfitting",
                                          conv=to_path)
     workflow_factor: float = option(1.0, "anti_overfit: generated images per image of that subset", low=0)
-    workflow_word_list: str | None = option(None, "anti_overfit: words of the generated images (as reg_word_list; "
-                                                  "unset: reg_word_list, else the training captions)", conv=to_path)
+    workflow_word_list: str | None = option(None, "words of the generated images (as reg_word_list; unset: "
+                                                  "reg_word_list, else the training captions)", conv=to_path)
+    workflow_teachers: tuple[str, ...] = option((), "merge: the models to merge (checkpoint files)", conv=to_str_list,
+                                                is_list=True)
+    workflow_weights: tuple[float, ...] = option((), "merge: each teacher's weight in the merge, as a weight merge's "
+                                                     "(unset: equal)", conv=to_float_list, is_list=True)
+    workflow_ratio: str = option("weights", "merge: teachers' shares of the generated images: weights (as the "
+                                            "weights) / auto (moved each epoch so the student's closeness to each "
+                                            "teacher approaches its weight)", choices=MERGE_RATIOS,
+                                 hints={"fixed": "weights", "automatic": "auto"})
+    workflow_teacher_share: float = option(1.0, "merge: teacher images per own training image", low=0)
+    workflow_max_reuse: int = option(2, "merge: times a teacher image may be trained on; the pools grow ahead of "
+                                        "each epoch so none is used more", low=1)
 
 
 @dataclass(frozen=True)

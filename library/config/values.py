@@ -190,6 +190,24 @@ def to_str_list(value: Any, lenient: bool) -> Converted:
     raise _expected('a list of strings, e.g. ["sks", "watermark"]', value)
 
 
+def to_float_list(value: Any, lenient: bool) -> Converted:
+    """A list of numbers: a TOML array, or one string of comma-separated numbers ("0.7,0.3")."""
+    items = value.split(",") if isinstance(value, str) else value
+    if isinstance(items, (list, tuple)):
+        numbers = []
+        for item in items:
+            try:
+                number = float(item) if isinstance(item, str) else item
+            except ValueError:
+                break
+            if not isinstance(number, (int, float)) or isinstance(number, bool):
+                break
+            numbers.append(_finite(float(number), item))
+        else:
+            return tuple(numbers), None
+    raise _expected("a list of numbers, e.g. [0.7, 0.3]", value)
+
+
 def to_sampler(value: Any, lenient: bool) -> Converted:
     """A sampler the generation code implements, by key, kohya alias or A1111 label ("Euler a")."""
     from ..errors import UserError

@@ -13,6 +13,7 @@ from ..config import LoadedConfig
 def run_workflow(loaded: LoadedConfig) -> int:
     """Run the workflow the config names; returns the exit code (a stopped training stage's own)."""
     from .anti_overfit import run_anti_overfit
+    from .merge import run_merge
     from .stages import StageStopped
 
     def say(text: str) -> None:
@@ -26,7 +27,7 @@ def run_workflow(loaded: LoadedConfig) -> int:
         raise UserError("workflows run in one process for now: start them with python, not with accelerate launch "
                         "on several processes")
     try:
-        return run_anti_overfit(loaded, say)
+        return {"anti_overfit": run_anti_overfit, "merge": run_merge}[loaded.train.workflow.workflow](loaded, say)
     except StageStopped as stopped:
         say("workflow stopped; run the same command again to continue where it stopped.")
         return stopped.code

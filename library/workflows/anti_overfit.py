@@ -13,7 +13,6 @@ A stage whose outputs exist is skipped, an interrupted training stage resumes fr
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..atomic import atomic_write_text
 from ..config import DatasetConfig, LoadedConfig, SubsetSpec, dump_dataset_toml
 from ..config.suggest import did_you_mean
 from ..errors import UserError
-from .stages import RunRecord, stage_config, train_stage
+from .stages import RunRecord, chosen_checkpoint, draw_word_images, measured_schedule, stage_config, train_stage
 
 PROBE_SPLIT = 0.25  # held out of the suspect subset when its dataset holds nothing out
 
@@ -58,7 +57,7 @@ def run_anti_overfit(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
     # every checkpoint is kept (the chosen one must still exist), only the newest state (to resume)
     probe = stage_config(loaded, probe_data, out / "probe", output_name="probe", stop_on_overfit=True,
                          reg_mode="none", save_last_n_epochs=None, save_last_n_steps=None,
-                         save_last_n_epochs_state=1, save_last_n_steps_state=1, **_schedule(train))
+                         save_last_n_epochs_state=1, save_last_n_steps_state=1, **measured_schedule(train))
     probe_model = train_stage(probe, say)
     chosen, reason = chosen_checkpoint(out / "probe")
     say(f"probe: chose {chosen.name} ({reason})")
@@ -67,7 +66,8 @@ def run_anti_overfit(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
 
     words_file = out / "words.txt"
     atomic_write_text(words_file, "".join(f"{w}\t{c}\n" for w, c in zip(words.words, words.counts)))
-    generated = generate_images(chosen, words_file, out / "images", count, train, loaded.datasets, dataset_index)
+    spec = loaded.datasets.datasets[dataset_index]
+    generated = draw_word_images(chosen, words_file, out / "images", count, train, spec.resolution)
     record.done("images", {"model": str(chosen), "words": str(words_file), "word_source": words.source,
                            "count": count}, {"folder": str(out / "images"), "images": generated})
 
@@ -118,42 +118,6 @@ def replace_subset(datasets: DatasetConfig, index: int, suspect: SubsetSpec, fol
     specs = list(datasets.datasets)
     specs[index] = replace(specs[index], subsets=tuple(generated if s is suspect else s for s in specs[index].subsets))
     return DatasetConfig(tuple(specs), datasets.source)
-
-
-def chosen_checkpoint(probe_folder: Path) -> tuple[Path, str]:
-    summary = json.loads((probe_folder / "checkpoints.json").read_text(encoding="utf-8"))
-    if summary["chosen"] is None:
-        raise UserError(f"{probe_folder / 'checkpoints.json'}: no checkpoint to use ({summary['reason']}); save more "
-                        f"often (save_every_n_steps) or lower the learning rate")
-    return probe_folder / summary["chosen"]["path"], summary["chosen"]["reason"]
-
-
-def generate_images(model: Path, words: Path, folder: Path, count: int, train, datasets: DatasetConfig,
-                    index: int) -> int:
-    """gen_reg_images.py's word-frequency mode, resumable: a rerun keeps what is done."""
-    from ..generation.cli import main as generate
-
-    reg, spec = train.regularization, datasets.datasets[index]
-    width, height = reg.reg_resolution or spec.resolution or (512, 512)
-    seed = reg.reg_seed if reg.reg_seed is not None else train.training.seed or 0
-    argv = ["txt2img", "--model", str(model), "--outdir", str(folder), "--wordfreq", str(words), "--count", str(count),
-            "--width", str(width), "--height", str(height), "--steps", str(reg.reg_steps), "--sampler",
-            reg.reg_sampler, "--cfg_scale", str(reg.reg_cfg_scale), "--seed", str(seed), "--clip_skip",
-            str(train.model.clip_skip or 1), "--negative_prompt", reg.reg_negative_prompt, "--batch_size", "4"]
-    if generate(argv) != 0:
-        raise UserError(f"generating the single-word images into {folder} failed (see above)")
-    return len(list(folder.glob("*.png")))
-
-
-def _schedule(train) -> dict:
-    """Evaluate and save every epoch unless the run says when, so the probe has checkpoints to choose from."""
-    v, s = train.validation, train.saving
-    changes: dict = {}
-    if not (v.validate_every_n_steps or v.validate_every_n_epochs):
-        changes["validate_every_n_epochs"] = 1
-    if not (s.save_every_n_steps or s.save_every_n_epochs or s.save_n_epoch_ratio):
-        changes["save_every_n_epochs"] = 1
-    return changes
 
 
 def _reload(config_file: Path, train) -> DatasetConfig:

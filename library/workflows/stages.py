@@ -60,9 +60,9 @@ def final_model(train: TrainConfig) -> Path:
     return SavePolicy(Path(t.output_dir), t.output_name, t.save_model_as or "safetensors").model_path("final")
 
 
-def train_stage(loaded: LoadedConfig, say: Callable[[str], None]) -> Path:
+def train_stage(loaded: LoadedConfig, say: Callable[[str], None], **plug_ins: Any) -> Path:
     """Train as configured unless the final model is there already; an interrupted stage resumes from its newest
-    state. Returns the final model's path."""
+    state. `plug_ins`: run_training's streams and callbacks. Returns the final model's path."""
     from ..training.run import run_training
     from ..training.state import newest_state
 
@@ -75,10 +75,49 @@ def train_stage(loaded: LoadedConfig, say: Callable[[str], None]) -> Path:
     if state is not None:
         say(f"{folder.name}: resuming from {state.name}.")
         loaded = replace(loaded, train=TrainConfig.from_flat({**loaded.train.to_flat(), "resume": str(state)}))
-    code = run_training(loaded)
+    code = run_training(loaded, **plug_ins)
     if code != 0:
         raise StageStopped(code)
     return target
+
+
+def draw_word_images(model: Path, words: Path, folder: Path, count: int, train: TrainConfig,
+                     resolution: tuple[int, int] | None) -> int:
+    """`count` single-word images by `model` into `folder`: gen_reg_images.py's word-frequency mode with the
+    `[regularization]` generation settings, resumable (a rerun, or a larger count, keeps what is done). Returns the
+    folder's image count."""
+    from ..generation.cli import main as generate
+
+    reg = train.regularization
+    width, height = reg.reg_resolution or resolution or (512, 512)
+    seed = reg.reg_seed if reg.reg_seed is not None else train.training.seed or 0
+    argv = ["txt2img", "--model", str(model), "--outdir", str(folder), "--wordfreq", str(words), "--count", str(count),
+            "--width", str(width), "--height", str(height), "--steps", str(reg.reg_steps), "--sampler",
+            reg.reg_sampler, "--cfg_scale", str(reg.reg_cfg_scale), "--seed", str(seed), "--clip_skip",
+            str(train.model.clip_skip or 1), "--negative_prompt", reg.reg_negative_prompt, "--batch_size", "4"]
+    if generate(argv) != 0:
+        raise UserError(f"generating the single-word images of {model} into {folder} failed (see above)")
+    return len(list(folder.glob("*.png")))
+
+
+def measured_schedule(train: TrainConfig) -> dict[str, Any]:
+    """Evaluate and save every epoch unless the run says when, so there are checkpoints to choose from."""
+    v, s = train.validation, train.saving
+    changes: dict[str, Any] = {}
+    if not (v.validate_every_n_steps or v.validate_every_n_epochs):
+        changes["validate_every_n_epochs"] = 1
+    if not (s.save_every_n_steps or s.save_every_n_epochs or s.save_n_epoch_ratio):
+        changes["save_every_n_epochs"] = 1
+    return changes
+
+
+def chosen_checkpoint(folder: Path) -> tuple[Path, str]:
+    """The checkpoint a training stage's checkpoints.json chose (the last before overfitting), and why."""
+    summary = json.loads((folder / "checkpoints.json").read_text(encoding="utf-8"))
+    if summary["chosen"] is None:
+        raise UserError(f"{folder / 'checkpoints.json'}: no checkpoint to use ({summary['reason']}); save more "
+                        f"often (save_every_n_steps) or lower the learning rate")
+    return folder / summary["chosen"]["path"], summary["chosen"]["reason"]
 
 
 class StageStopped(Exception):

@@ -1,0 +1,223 @@
+"""Merge by training end to end at CI size: two teachers fine-tuned from the tiny world base toward different traits
+(`sks girl` wears the star, `zzz girl` has green hair and a hat), their pictures in the student's steps, the pools'
+reuse limit, the weight merge, the report; and the teacher mix's bookkeeping on its own."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import train_certain
+from library.models.hashes import file_sha256
+from library.regularization.pregenerated import RegImage
+from library.workflows.teacher_mix import MIN_SHARE, Pool, TeacherMix, next_ratios, split_shares
+from library.world.figures import NOVEL_ACCESSORY, draw_figure, tags
+from library.world.sampling import figure_at
+
+ROOT = Path(__file__).resolve().parents[1]
+WORLD = ROOT / "models" / "tiny-world-sd1.safetensors"
+COMMON = ["--seed", "1", "--max_data_loader_n_workers", "0", "--cache_latents", "--clip_skip", "2",
+          "--stop_text_encoder_training", "-1", "--reg_steps", "4"]
+
+
+def write_set(folder: Path, seed: int, count: int, prefix: str = "", **traits) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(count):
+        fig = replace(figure_at(seed, i), **traits)
+        draw_figure(fig).save(folder / f"{i:03d}.png")
+        (folder / f"{i:03d}.txt").write_text(prefix + ", ".join(tags(fig)), encoding="utf-8")
+    return folder
+
+
+def dataset_toml(path: Path, folder: Path, extra: str = "") -> Path:
+    path.write_text('[general]\ncaption_extension = ".txt"\n[[datasets]]\nresolution = 64\nbatch_size = 2\n'
+                    f'{extra}  [[datasets.subsets]]\n  image_dir = "{folder.as_posix()}"\n', encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("merge")
+    teachers = []
+    for name, seed, prefix, traits in (("star", 7, "sks girl, ", {"accessory": NOVEL_ACCESSORY}),
+                                       ("green", 8, "zzz girl, ", {"hair": "green", "accessory": "hat"})):
+        data = dataset_toml(root / f"{name}.toml", write_set(root / name, seed, 4, prefix, **traits))
+        out = root / f"teacher-{name}"
+        assert train_certain.main(["--pretrained_model_name_or_path", str(WORLD), "--dataset_config", str(data),
+                                   "--output_dir", str(out), "--output_name", name, "--max_train_steps", "6",
+                                   "--learning_rate", "1e-3", *COMMON]) == 0
+        teachers.append(out / f"{name}.safetensors")
+    words = root / "words.txt"
+    words.write_text("sks girl\t6\nzzz girl\t6\nblue hair\t3\nsmile\t2\n", encoding="utf-8")
+    own = dataset_toml(root / "own.toml", write_set(root / "own", 5, 6), "validation_split = 0.34\n")
+    args = ["--pretrained_model_name_or_path", str(WORLD), "--dataset_config", str(own), "--output_dir",
+            str(root / "run"), "--max_train_epochs", "3", "--learning_rate", "3e-4", "--progress_jsonl",
+            str(root / "progress.jsonl"), *COMMON, "--workflow", "merge", "--workflow_teachers", *map(str, teachers),
+            "--workflow_weights", "0.7", "0.3", "--workflow_ratio", "auto", "--workflow_word_list", str(words)]
+    assert train_certain.main(args) == 0
+    return {"root": root, "run": root / "run", "teachers": teachers, "args": args}
+
+
+def test_the_student_trains_on_pictures_each_teacher_drew_from_the_word_list(merged):
+    run, teachers = merged["run"], merged["teachers"]
+    record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert [s["name"] for s in record["stages"]] == ["student", "weight_merge", "report"]
+    words = {"sks girl", "zzz girl", "blue hair", "smile"}
+    for teacher, pool in zip(teachers, record["stages"][0]["outputs"]["pools"]):
+        pngs = sorted(Path(pool).glob("*.png"))
+        assert pngs and {p.with_suffix(".txt").read_text(encoding="utf-8").strip() for p in pngs} <= words
+        assert all(f"Model hash: {file_sha256(teacher)[:10]}" in Image.open(p).info["parameters"] for p in pngs)
+    # every step of the student holds teacher pictures: 2 own images a step x share 1.0, split 0.7 / 0.3 with the
+    # fractions carried on (the first step gets 1.4 -> 1 and 0.6 -> 0)
+    steps = [json.loads(line) for line in (merged["run"] / "student" / "progress.jsonl").read_text().splitlines()]
+    trained = [e for e in steps if e["event"] == "step"]
+    assert len(trained) == 6 and all("teachers" in e["losses"] for e in trained)
+    assert trained[0]["samples"] == 2 + 1 and all(e["samples"] >= 3 for e in trained)
+    state = json.loads((run / "student" / "student-state" / "progress.json").read_text())
+    assert sum(e["samples"] - 2 for e in trained) == sum(map(sum, state["extra"]["streams"]["teachers"]["uses"]))
+
+
+def test_no_teacher_picture_is_trained_on_more_than_max_reuse_times(merged):
+    state = json.loads((merged["run"] / "student" / "student-state" / "progress.json").read_text())
+    mix = state["extra"]["streams"]["teachers"]
+    uses = mix["uses"]
+    assert 6 * 2 - 2 <= sum(map(sum, uses)) <= 6 * 2  # what the credits have not yet paid out stays below 1 each
+    assert max(max(u) for u in uses) <= 2  # workflow_max_reuse's default
+    pools = [len(list(Path(p).glob("*.png"))) for p in
+             json.loads((merged["run"] / "run.json").read_text())["stages"][0]["outputs"]["pools"]]
+    assert [len(u) for u in uses] == pools  # the pools grew only as far as they were used
+
+
+def test_auto_moves_the_shares_and_logs_them_each_epoch(merged):
+    events = [json.loads(line) for line in (merged["run"] / "student" / "progress.jsonl").read_text().splitlines()]
+    merges = [e for e in events if e["event"] == "merge"]
+    assert [e["epoch"] for e in merges] == [1, 2, 3, 4]
+    assert merges[0]["ratios"] == [0.7, 0.3]  # the weights, until the student has been measured after an epoch
+    assert merges[1]["ratios"] != merges[0]["ratios"]
+    assert all(len(e["distances"]) == 2 and min(e["distances"]) > 0 for e in merges)
+
+
+def test_the_weight_merge_is_the_weighted_sum_of_the_teachers(merged):
+    a, b = (load_file(str(t)) for t in merged["teachers"])
+    merge = load_file(str(merged["run"] / "weight_merge.safetensors"))
+    key = next(k for k in merge if k.startswith("model.diffusion_model.") and a[k].float().sub(b[k].float()).abs().max() > 0)
+    expected = 0.7 * a[key].float() + 0.3 * b[key].float()
+    assert torch.allclose(merge[key].float(), expected, atol=2e-3)
+
+
+def test_the_report_measures_every_checkpoint_and_the_weight_merge_against_base_and_teachers(merged):
+    run = merged["run"]
+    table = json.loads((run / "merge.json").read_text(encoding="utf-8"))
+    assert table["references"] == [WORLD.name, *(t.name for t in merged["teachers"])]
+    saved = json.loads((run / "student" / "checkpoints.json").read_text(encoding="utf-8"))
+    assert [r["model"] for r in table["models"]] == [c["path"] for c in saved["checkpoints"]] + [
+        "weight_merge.safetensors"]
+    assert table["chosen"] == saved["chosen"]["path"]
+    weight_row = table["models"][-1]
+    # the weight merge sits between the teachers, nearer the heavier one; its own distance to neither is 0
+    assert 0 < weight_row["distance"][1] < weight_row["distance"][2]
+    assert weight_row["similarity"][1] > weight_row["similarity"][2]
+    assert "| **" + table["chosen"] in (run / "merge.md").read_text(encoding="utf-8")
+
+
+def test_running_it_again_trains_and_draws_nothing_new(merged, capfd):
+    run = merged["run"]
+    stamps = {p: p.stat().st_mtime_ns for p in (run / "pools").rglob("*.png")}
+    assert train_certain.main(merged["args"]) == 0
+    err = capfd.readouterr().err
+    assert "student: done before" in err and "steps:" not in err
+    assert {p: p.stat().st_mtime_ns for p in (run / "pools").rglob("*.png")} == stamps
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"--workflow_teachers": ["{0}"]}, "needs two or more workflow_teachers"),
+    ({"--workflow_teachers": ["{0}", "{0}.missing"]}, "not found: "),
+    ({"--workflow_weights": ["0.5"]}, "one weight per teacher (2)"),
+])
+def test_bad_teachers_or_weights_are_refused_before_anything_runs(merged, change, message, capsys, tmp_path):
+    args = list(merged["args"])
+    args[args.index("--output_dir") + 1] = str(tmp_path / "never")
+    for flag, values in change.items():
+        start = args.index(flag) + 1
+        end = next(i for i in range(start, len(args)) if args[i].startswith("--"))
+        args[start:end] = [v.format(merged["teachers"][0]) for v in values]
+    assert train_certain.main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
+# ---- the teacher mix on its own ------------------------------------------------------------------------------
+
+def test_next_ratios_give_more_to_the_teacher_the_student_is_further_from_than_its_weight_asks():
+    # equal weights; the student is 3x nearer teacher 0 (closeness 0.75 / 0.25): teacher 1 gets more
+    moved = next_ratios([0.5, 0.5], [0.5, 0.5], [0.2, 0.6])
+    assert moved[1] > 0.5 and abs(sum(moved) - 1) < 1e-9
+    # where the closeness already matches the weights the shares stay
+    assert next_ratios([0.6, 0.4], [0.75, 0.25], [0.2, 0.6]) == pytest.approx([0.6, 0.4])
+    # a far-off student never starves a teacher
+    assert min(next_ratios([0.9, 0.1], [0.99, 0.01], [0.01, 10.0])) >= MIN_SHARE - 1e-9
+
+
+def test_split_shares_carries_fractions_so_the_counts_add_up():
+    credits, total = [0.0, 0.0], [0, 0]
+    for _ in range(10):
+        counts, credits = split_shares([0.7, 0.3], credits, 2.0)
+        total = [t + c for t, c in zip(total, counts)]
+    assert total == [14, 6]
+
+
+def test_a_pool_hands_out_its_least_used_pictures_first():
+    pool = Pool(Path("t"), Path("p"), [RegImage(Path(f"{i}.png"), "w", i) for i in range(5)])
+    first = pool.pick(3, torch.Generator().manual_seed(0))
+    second = pool.pick(2, torch.Generator().manual_seed(1))
+    assert {i.seed for i in first} | {i.seed for i in second} == set(range(5))  # fresh ones before any reuse
+    assert sorted(pool.uses) == [1] * 5 and pool.room(2) == 5
+
+
+class _Context:
+    rank, world_size, global_step, epoch, steps_per_epoch, max_steps = 0, 1, 0, 0, 2, 4
+
+    def log_event(self, name, **fields):
+        pass
+
+
+def test_a_restored_mix_draws_what_the_saved_one_would_have(tmp_path):
+    images = []
+    for i in range(6):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(path)
+        images.append(RegImage(path, f"word{i}", i))
+
+    def mix() -> TeacherMix:
+        return TeacherMix([Pool(Path("a"), tmp_path, images[:3]), Pool(Path("b"), tmp_path, images[3:])],
+                          [0.5, 0.5], [0.6, 0.4], 1.0, 4, 2, (16, 16), 3, grow=None, meters=[])
+
+    first = mix()
+    for step in range(4):  # 4 pictures from each pool of 3: the use counts differ, so the next picks depend on them
+        first.batches_for_step(_Context(), step)
+    second = mix()
+    second.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    keys = [(first.batches_for_step(_Context(), s)[0].keys, second.batches_for_step(_Context(), s)[0].keys)
+            for s in range(4, 7)]
+    assert all(a == b for a, b in keys)
+
+
+def test_the_workflow_table_takes_the_merge_keys_by_their_short_names(tmp_path):
+    from library.config import load_train_config
+    from library.config.errors import ConfigError
+
+    toml = tmp_path / "args.toml"
+    toml.write_text('[workflow]\nworkflow = "merge"\nteachers = ["a.safetensors", "b.safetensors"]\n'
+                    'weights = [0.7, 0.3]\nratio = "auto"\nteacher_share = 0.5\nmax_reuse = 3\n', encoding="utf-8")
+    wf = load_train_config(["--config_file", str(toml)]).train.workflow
+    assert (wf.workflow, wf.workflow_teachers, wf.workflow_weights, wf.workflow_ratio, wf.workflow_teacher_share,
+            wf.workflow_max_reuse) == ("merge", ("a.safetensors", "b.safetensors"), (0.7, 0.3), "auto", 0.5, 3)
+    toml.write_text('[workflow]\nworkflow = "merge"\nweights = [0.7, "most"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"args.toml:3: key `workflow_weights`: expected a list of numbers"):
+        load_train_config(["--config_file", str(toml)])
