@@ -1,11 +1,11 @@
-"""Merge by training end to end at CI size: two teachers fine-tuned from the tiny world base toward different traits
-(`sks girl` wears the star, `zzz girl` has green hair and a hat), their pictures in the student's steps, the pools'
-reuse limit, the weight merge, the report; and the teacher mix's bookkeeping on its own."""
+"""Merge by training end to end at CI size, by the experiment's quick variant (`experiments/merge_by_training.py
+--quick`): two teachers fine-tuned from the tiny world base toward different traits (`sks girl` wears the star,
+`zzz girl` has green hair and a hat), their pictures in the student's steps, the pools' reuse limit, the weight merge,
+the report; and the teacher mix's bookkeeping on its own."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,61 +14,46 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import train_certain
+from experiments.merge_by_training import BASE, MERGES, QUICK, merge_args, run
 from library.models.hashes import file_sha256
 from library.regularization.pregenerated import RegImage
 from library.workflows.teacher_mix import MIN_SHARE, Pool, TeacherMix, next_ratios, split_shares
-from library.world.figures import NOVEL_ACCESSORY, draw_figure, tags
-from library.world.sampling import figure_at
 
-ROOT = Path(__file__).resolve().parents[1]
-WORLD = ROOT / "models" / "tiny-world-sd1.safetensors"
-COMMON = ["--seed", "1", "--max_data_loader_n_workers", "0", "--cache_latents", "--clip_skip", "2",
-          "--stop_text_encoder_training", "-1", "--reg_steps", "4"]
-
-
-def write_set(folder: Path, seed: int, count: int, prefix: str = "", **traits) -> Path:
-    folder.mkdir(parents=True)
-    for i in range(count):
-        fig = replace(figure_at(seed, i), **traits)
-        draw_figure(fig).save(folder / f"{i:03d}.png")
-        (folder / f"{i:03d}.txt").write_text(prefix + ", ".join(tags(fig)), encoding="utf-8")
-    return folder
-
-
-def dataset_toml(path: Path, folder: Path, extra: str = "") -> Path:
-    path.write_text('[general]\ncaption_extension = ".txt"\n[[datasets]]\nresolution = 64\nbatch_size = 2\n'
-                    f'{extra}  [[datasets.subsets]]\n  image_dir = "{folder.as_posix()}"\n', encoding="utf-8")
-    return path
+WORLD = BASE
 
 
 @pytest.fixture(scope="module")
-def merged(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("merge")
-    teachers = []
-    for name, seed, prefix, traits in (("star", 7, "sks girl, ", {"accessory": NOVEL_ACCESSORY}),
-                                       ("green", 8, "zzz girl, ", {"hair": "green", "accessory": "hat"})):
-        data = dataset_toml(root / f"{name}.toml", write_set(root / name, seed, 4, prefix, **traits))
-        out = root / f"teacher-{name}"
-        assert train_certain.main(["--pretrained_model_name_or_path", str(WORLD), "--dataset_config", str(data),
-                                   "--output_dir", str(out), "--output_name", name, "--max_train_steps", "6",
-                                   "--learning_rate", "1e-3", *COMMON]) == 0
-        teachers.append(out / f"{name}.safetensors")
-    words = root / "words.txt"
-    words.write_text("sks girl\t6\nzzz girl\t6\nblue hair\t3\nsmile\t2\n", encoding="utf-8")
-    own = dataset_toml(root / "own.toml", write_set(root / "own", 5, 6), "validation_split = 0.34\n")
-    args = ["--pretrained_model_name_or_path", str(WORLD), "--dataset_config", str(own), "--output_dir",
-            str(root / "run"), "--max_train_epochs", "3", "--learning_rate", "3e-4", "--progress_jsonl",
-            str(root / "progress.jsonl"), *COMMON, "--workflow", "merge", "--workflow_teachers", *map(str, teachers),
-            "--workflow_weights", "0.7", "0.3", "--workflow_ratio", "auto", "--workflow_word_list", str(words)]
-    assert train_certain.main(args) == 0
-    return {"root": root, "run": root / "run", "teachers": teachers, "args": args}
+def experiment(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("merge")
+    return {"out": out, "results": run(out, QUICK)}
+
+
+@pytest.fixture(scope="module")
+def merged(experiment) -> dict:
+    """The auto run: weights 0.7 / 0.3; 6 own pictures, 2 held out, batch 2, 3 epochs of 2 steps."""
+    out = experiment["out"]
+    teachers = [out / "teacher-A" / "A.safetensors", out / "teacher-B" / "B.safetensors"]
+    name, weights, ratio = MERGES[1]
+    return {"run": out / name, "teachers": teachers, "args": merge_args(out, teachers, QUICK, name, weights, ratio),
+            "words": out / "words.txt"}
+
+
+def test_the_experiment_measures_every_model(experiment):
+    rows = experiment["results"]["rows"]
+    assert [r["model"] for r in rows] == ["base", "teacher A (star)", "teacher B (green + hat)",
+                                          "merge by training 0.5 / 0.5, weights", "weight merge 0.5 / 0.5",
+                                          "merge by training 0.7 / 0.3, auto", "weight merge 0.7 / 0.3"]
+    base, a, b = rows[:3]
+    assert base["drift"] == 0 and a["to A"] == 0 and b["to B"] == 0
+    assert all(0 <= r[k] <= 1 for r in rows for k in ("sks girl", "zzz girl"))
+    assert "| weight merge 0.7 / 0.3 |" in (experiment["out"] / "results.md").read_text(encoding="utf-8")
 
 
 def test_the_student_trains_on_pictures_each_teacher_drew_from_the_word_list(merged):
     run, teachers = merged["run"], merged["teachers"]
     record = json.loads((run / "run.json").read_text(encoding="utf-8"))
     assert [s["name"] for s in record["stages"]] == ["student", "weight_merge", "report"]
-    words = {"sks girl", "zzz girl", "blue hair", "smile"}
+    words = {line.split("\t")[0] for line in merged["words"].read_text(encoding="utf-8").splitlines()}
     for teacher, pool in zip(teachers, record["stages"][0]["outputs"]["pools"]):
         pngs = sorted(Path(pool).glob("*.png"))
         assert pngs and {p.with_suffix(".txt").read_text(encoding="utf-8").strip() for p in pngs} <= words
@@ -129,7 +114,9 @@ def test_the_report_measures_every_checkpoint_and_the_weight_merge_against_base_
 def test_running_it_again_trains_and_draws_nothing_new(merged, capfd):
     run = merged["run"]
     stamps = {p: p.stat().st_mtime_ns for p in (run / "pools").rglob("*.png")}
+    record = (run / "run.json").read_text(encoding="utf-8")
     assert train_certain.main(merged["args"]) == 0
+    assert (run / "run.json").read_text(encoding="utf-8") == record  # the stages' finish times stay
     err = capfd.readouterr().err
     assert "student: done before" in err and "steps:" not in err
     assert {p: p.stat().st_mtime_ns for p in (run / "pools").rglob("*.png")} == stamps

@@ -94,7 +94,9 @@ def test_the_retrain_starts_from_the_base_not_from_the_probe(rebuilt):
 def test_running_it_again_trains_and_draws_nothing_new(rebuilt, folders, capfd):
     stamps = {p: p.stat().st_mtime_ns for p in (rebuilt / "images").glob("*.png")}
     finals = {p: p.stat().st_mtime_ns for p in (rebuilt / "probe" / "probe.safetensors", rebuilt / "retrain" / "last.safetensors")}
+    record = (rebuilt / "run.json").read_text(encoding="utf-8")
     assert train_certain.main(workflow_args(folders)) == 0
+    assert (rebuilt / "run.json").read_text(encoding="utf-8") == record  # the stages' finish times stay
     err = capfd.readouterr().err
     assert "probe: done before" in err and "retrain: done before" in err and "steps:" not in err
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

@@ -291,10 +291,7 @@ def make_callbacks(train: TrainConfig, settings: TrainSettings, model_resolution
     if sv.save_n_epoch_ratio:
         epochs = -(-settings.max_steps // max(settings.steps_per_epoch, 1))
         every_n_epochs = max(1, epochs // sv.save_n_epoch_ratio)
-    policy = SavePolicy(out, sv.output_name, sv.save_model_as or "safetensors", every_n_epochs,
-                        sv.save_every_n_steps, sv.save_last_n_epochs, sv.save_last_n_epochs_state,
-                        sv.save_last_n_steps, sv.save_last_n_steps_state, sv.save_state, sv.save_state_on_train_end)
-    callbacks.append(CheckpointSaver(policy, writer))
+    callbacks.append(CheckpointSaver(SavePolicy.of(sv, every_n_epochs), writer))
     return callbacks
 
 

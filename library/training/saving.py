@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from ..plugins import Callback, LoopContext, StepResult
 
 if TYPE_CHECKING:
+    from ..config.train_config import SavingArgs
     from ..models.sd_model import SDModel
 
 EXTENSIONS = {"safetensors": ".safetensors", "ckpt": ".ckpt", "diffusers": "", "diffusers_safetensors": ""}
@@ -34,6 +35,13 @@ class SavePolicy:
     last_n_steps_state: int | None = None
     save_state: bool = False
     save_state_on_train_end: bool = False
+
+    @classmethod
+    def of(cls, s: SavingArgs, every_n_epochs: int | None = None) -> SavePolicy:
+        """The policy the saving options describe; `every_n_epochs` as the run resolved it (save_n_epoch_ratio)."""
+        return cls(Path(s.output_dir), s.output_name, s.save_model_as or "safetensors", every_n_epochs,
+                   s.save_every_n_steps, s.save_last_n_epochs, s.save_last_n_epochs_state, s.save_last_n_steps,
+                   s.save_last_n_steps_state, s.save_state, s.save_state_on_train_end)
 
     def model_path(self, kind: str, number: int = 0) -> Path:
         ext = EXTENSIONS[self.save_model_as]

@@ -37,8 +37,12 @@ class RunRecord:
         return cls(folder, workflow, {s["name"]: s for s in saved.get("stages", [])})
 
     def done(self, name: str, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
-        self.stages[name] = {"name": name, "inputs": inputs, "outputs": outputs,
-                             "finished": datetime.now().isoformat(timespec="seconds")}
+        """Record a stage; one recorded before with the same inputs and outputs keeps its finish time."""
+        entry = json.loads(json.dumps({"name": name, "inputs": inputs, "outputs": outputs}, default=str))
+        earlier = self.stages.get(name, {})
+        if {k: earlier.get(k) for k in entry} == entry:
+            return
+        self.stages[name] = {**entry, "finished": datetime.now().isoformat(timespec="seconds")}
         atomic_write_text(self.folder / RUN_RECORD, json.dumps(
             {"workflow": self.workflow, "stages": list(self.stages.values())}, indent=2, default=str) + "\n")
 
@@ -56,8 +60,7 @@ def stage_config(loaded: LoadedConfig, datasets: DatasetConfig, output_dir: Path
 def final_model(train: TrainConfig) -> Path:
     from ..training.saving import SavePolicy
 
-    t = train.saving
-    return SavePolicy(Path(t.output_dir), t.output_name, t.save_model_as or "safetensors").model_path("final")
+    return SavePolicy.of(train.saving).model_path("final")
 
 
 def train_stage(loaded: LoadedConfig, say: Callable[[str], None], **plug_ins: Any) -> Path:
