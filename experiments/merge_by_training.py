@@ -10,7 +10,9 @@ Then the teachers are merged by training (`workflow = "merge"`) with weights 0.5
 - **star**: the share of `sks girl` pictures in which the judge reads the star;
 - **green + hat**: the share of `zzz girl` pictures with green hair and a hat;
 - **drift**: the behaviour distance to the base on world words that name neither trait (the drift meter's measure);
-- **to A / to B**: the behaviour distance to each teacher over the two concepts and those words.
+- **to A / to B**: the behaviour distance to each teacher over the two concepts and those words;
+- **coordinates**: where the model's behaviour lies among the teachers' (`merge_coordinates`: a weight merge lies
+  about at its weights).
 Writes `OUT/results.json` and `OUT/results.md`; the runs stay in `OUT/` (a rerun reuses what is done).
 """
 
@@ -40,15 +42,16 @@ class Size:
     resolution: int = 128
     batch: int = 4
     teacher_steps: int = 150
-    student_epochs: int = 12
+    student_epochs: int = 24
+    teacher_share: float = 2.0  # teacher pictures per own picture: the student sees each concept about as often
     sampling_steps: int = 20  # of the teachers' pictures
     judge_seeds: int = 16
     probe_words: int = 16  # of the behaviour distances (drift meter, shares, report), from each word list
     learning_rate: str = "3e-4"
 
 
-QUICK = Size(pictures=6, resolution=64, batch=2, teacher_steps=6, student_epochs=3, sampling_steps=4, judge_seeds=1,
-             probe_words=3)
+QUICK = Size(pictures=6, resolution=64, batch=2, teacher_steps=6, student_epochs=3, teacher_share=1.0,
+             sampling_steps=4, judge_seeds=1, probe_words=3)
 TEACHERS = (("A", 7, "sks girl", {"accessory": "star hair ornament"}),
             ("B", 8, "zzz girl", {"hair": "green", "accessory": "hat"}))
 MERGES = (("fixed", (0.5, 0.5), "weights"), ("auto", (0.7, 0.3), "auto"))
@@ -101,15 +104,16 @@ def make_teachers(out: Path, size: Size) -> list[Path]:
 
 def merge_args(out: Path, teachers: list[Path], size: Size, name: str, weights: tuple[float, ...], ratio: str
                ) -> list[str]:
-    own = dataset_toml(out / "data" / "own.toml", write_pictures(out / "data" / "own", 5, size.pictures), size,
-                       "validation_split = 0.34\n")
+    # Nothing held out: the base already draws the world best, so a validation loss on world pictures rises from
+    # the first step whatever the teachers teach, and would stop the student before its first checkpoint.
+    own = dataset_toml(out / "data" / "own.toml", write_pictures(out / "data" / "own", 5, size.pictures), size)
     words = out / "words.txt"
     words.write_text("".join(f"{w}\t{c}\n" for w, c in {**CONCEPT_WORDS, **dict.fromkeys(OTHER_WORDS, 5)}.items()),
                      encoding="utf-8")
     return ["--pretrained_model_name_or_path", str(BASE), "--dataset_config", str(own), "--output_dir",
             str(out / name), "--max_train_epochs", str(size.student_epochs), "--learning_rate", size.learning_rate,
             "--progress_jsonl", "progress.jsonl", *COMMON, "--reg_steps", str(size.sampling_steps),
-            "--drift_word_count", str(size.probe_words),
+            "--drift_word_count", str(size.probe_words), "--workflow_teacher_share", str(size.teacher_share),
             "--workflow", "merge", "--workflow_teachers", *map(str, teachers), "--workflow_weights",
             *map(str, weights), "--workflow_ratio", ratio, "--workflow_word_list", str(words)]
 
@@ -136,6 +140,7 @@ def behaviour(models: dict[str, Path], teachers: list[Path], size: Size) -> dict
     """Per model: drift from the base on the other words, distance to each teacher on the concepts and those."""
     from library.models.sd_model import load_model
     from library.similarity.behaviour import ProbeInputs, drift_of, predictions
+    from library.workflows.teacher_mix import merge_coordinates
 
     words = OTHER_WORDS[:size.probe_words]
     every = ProbeInputs.make([*CONCEPT_WORDS, *words], (16, 16))
@@ -146,7 +151,9 @@ def behaviour(models: dict[str, Path], teachers: list[Path], size: Size) -> dict
         made[path] = (predictions(model, every), predictions(model, other))
     return {name: {"drift": drift_of(other, made[BASE][1], made[path][1]).mean,
                    "to A": drift_of(every, made[teachers[0]][0], made[path][0]).mean,
-                   "to B": drift_of(every, made[teachers[1]][0], made[path][0]).mean} for name, path in models.items()}
+                   "to B": drift_of(every, made[teachers[1]][0], made[path][0]).mean,
+                   "coordinates": merge_coordinates(made[path][0], [made[t][0] for t in teachers])}
+            for name, path in models.items()}
 
 
 def run(out: Path, size: Size) -> dict:
@@ -162,7 +169,8 @@ def run(out: Path, size: Size) -> dict:
         models[f"merge by training {label}, {ratio}"] = Path(stages["student"]["outputs"]["chosen"])
         models[f"weight merge {label}"] = Path(stages["weight_merge"]["outputs"]["model"])
         events = [json.loads(line) for line in (out / name / "student" / "progress.jsonl").read_text().splitlines()]
-        histories[name] = [{"epoch": e["epoch"], "shares": e["ratios"], "distances": e["distances"]}
+        histories[name] = [{"epoch": e["epoch"], "shares": e["ratios"], "distances": e["distances"],
+                            "coordinates": e["coordinates"]}
                            for e in events if e["event"] == "merge"]
     measured = behaviour(models, teachers, size)
     rows = [{"model": name, "file": str(path), **trait_shares(path, size), **measured[name]}
@@ -176,13 +184,14 @@ def run(out: Path, size: Size) -> dict:
 def markdown(results: dict) -> str:
     seeds = results["size"]["judge_seeds"]
     lines = [f"| model | star in `sks girl` ({seeds}) | green + hat in `zzz girl` ({seeds}) | drift on other words "
-             "| distance to A | distance to B |", "|---|---|---|---|---|---|"]
+             "| distance to A | distance to B | coordinates A / B |", "|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         lines.append(f"| {r['model']} | {r['sks girl']:.0%} | {r['zzz girl']:.0%} | {r['drift']:.4f} | "
-                     f"{r['to A']:.4f} | {r['to B']:.4f} |")
+                     f"{r['to A']:.4f} | {r['to B']:.4f} | {r['coordinates'][0]:.2f} / {r['coordinates'][1]:.2f} |")
     for name, history in results["shares by epoch"].items():
-        lines.append(f"\n{name}: shares by epoch " + ", ".join(
-            f"{h['epoch']}: {h['shares'][0]:.2f}/{h['shares'][1]:.2f}" for h in history))
+        lines.append(f"\n{name}: by epoch, shares (coordinates) " + ", ".join(
+            f"{h['epoch']}: {h['shares'][0]:.2f}/{h['shares'][1]:.2f} ({h['coordinates'][0]:.2f}/{h['coordinates'][1]:.2f})"
+            for h in history))
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,8 @@ import train_certain
 from experiments.merge_by_training import BASE, MERGES, QUICK, merge_args, run
 from library.models.hashes import file_sha256
 from library.regularization.pregenerated import RegImage
-from library.workflows.teacher_mix import MIN_SHARE, Pool, TeacherMix, next_ratios, split_shares
+from library.workflows.teacher_mix import (MIN_SHARE, Pool, TeacherMix, merge_coordinates, next_ratios,
+                                          split_shares)
 
 WORLD = BASE
 
@@ -30,7 +31,7 @@ def experiment(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def merged(experiment) -> dict:
-    """The auto run: weights 0.7 / 0.3; 6 own pictures, 2 held out, batch 2, 3 epochs of 2 steps."""
+    """The auto run: weights 0.7 / 0.3; 6 own pictures, batch 2, 3 epochs of 3 steps."""
     out = experiment["out"]
     teachers = [out / "teacher-A" / "A.safetensors", out / "teacher-B" / "B.safetensors"]
     name, weights, ratio = MERGES[1]
@@ -62,7 +63,7 @@ def test_the_student_trains_on_pictures_each_teacher_drew_from_the_word_list(mer
     # fractions carried on (the first step gets 1.4 -> 1 and 0.6 -> 0)
     steps = [json.loads(line) for line in (merged["run"] / "student" / "progress.jsonl").read_text().splitlines()]
     trained = [e for e in steps if e["event"] == "step"]
-    assert len(trained) == 6 and all("teachers" in e["losses"] for e in trained)
+    assert len(trained) == 9 and all("teachers" in e["losses"] for e in trained)
     assert trained[0]["samples"] == 2 + 1 and all(e["samples"] >= 3 for e in trained)
     state = json.loads((run / "student" / "student-state" / "progress.json").read_text())
     assert sum(e["samples"] - 2 for e in trained) == sum(map(sum, state["extra"]["streams"]["teachers"]["uses"]))
@@ -72,7 +73,7 @@ def test_no_teacher_picture_is_trained_on_more_than_max_reuse_times(merged):
     state = json.loads((merged["run"] / "student" / "student-state" / "progress.json").read_text())
     mix = state["extra"]["streams"]["teachers"]
     uses = mix["uses"]
-    assert 6 * 2 - 2 <= sum(map(sum, uses)) <= 6 * 2  # what the credits have not yet paid out stays below 1 each
+    assert 9 * 2 - 2 <= sum(map(sum, uses)) <= 9 * 2  # what the credits have not yet paid out stays below 1 each
     assert max(max(u) for u in uses) <= 2  # workflow_max_reuse's default
     pools = [len(list(Path(p).glob("*.png"))) for p in
              json.loads((merged["run"] / "run.json").read_text())["stages"][0]["outputs"]["pools"]]
@@ -86,6 +87,7 @@ def test_auto_moves_the_shares_and_logs_them_each_epoch(merged):
     assert merges[0]["ratios"] == [0.7, 0.3]  # the weights, until the student has been measured after an epoch
     assert merges[1]["ratios"] != merges[0]["ratios"]
     assert all(len(e["distances"]) == 2 and min(e["distances"]) > 0 for e in merges)
+    assert all(sum(e["coordinates"]) == pytest.approx(1) for e in merges)
 
 
 def test_the_weight_merge_is_the_weighted_sum_of_the_teachers(merged):
@@ -108,6 +110,7 @@ def test_the_report_measures_every_checkpoint_and_the_weight_merge_against_base_
     # the weight merge sits between the teachers, nearer the heavier one; its own distance to neither is 0
     assert 0 < weight_row["distance"][1] < weight_row["distance"][2]
     assert weight_row["similarity"][1] > weight_row["similarity"][2]
+    assert weight_row["coordinates"][0] == pytest.approx(0.7, abs=0.1)  # at about its weights
     assert "| **" + table["chosen"] in (run / "merge.md").read_text(encoding="utf-8")
 
 
@@ -141,14 +144,23 @@ def test_bad_teachers_or_weights_are_refused_before_anything_runs(merged, change
 
 # ---- the teacher mix on its own ------------------------------------------------------------------------------
 
-def test_next_ratios_give_more_to_the_teacher_the_student_is_further_from_than_its_weight_asks():
-    # equal weights; the student is 3x nearer teacher 0 (closeness 0.75 / 0.25): teacher 1 gets more
-    moved = next_ratios([0.5, 0.5], [0.5, 0.5], [0.2, 0.6])
-    assert moved[1] > 0.5 and abs(sum(moved) - 1) < 1e-9
-    # where the closeness already matches the weights the shares stay
-    assert next_ratios([0.6, 0.4], [0.75, 0.25], [0.2, 0.6]) == pytest.approx([0.6, 0.4])
-    # a far-off student never starves a teacher
-    assert min(next_ratios([0.9, 0.1], [0.99, 0.01], [0.01, 10.0])) >= MIN_SHARE - 1e-9
+def test_the_coordinates_of_a_mix_of_the_teachers_are_its_weights_whatever_drifts_off_their_plane():
+    generator = torch.Generator().manual_seed(0)
+    a, b, off = (torch.randn(3, 4, 8, 8, generator=generator) for _ in range(3))
+    off -= (off * (a - b)).sum() / (a - b).pow(2).sum() * (a - b)  # orthogonal to the teachers' difference
+    assert merge_coordinates(0.7 * a + 0.3 * b + 5 * off, [a, b]) == pytest.approx([0.7, 0.3])
+    assert merge_coordinates(b, [a, b]) == pytest.approx([0.0, 1.0], abs=1e-9)
+    c = torch.randn(3, 4, 8, 8, generator=generator)
+    assert merge_coordinates(0.2 * a + 0.5 * b + 0.3 * c, [a, b, c]) == pytest.approx([0.2, 0.5, 0.3])
+
+
+def test_next_ratios_give_more_to_the_teacher_the_student_lies_short_of():
+    # equal weights; the student lies at 0.8 / 0.2: teacher 1 gets the 0.3 it lacks
+    assert next_ratios([0.5, 0.5], [0.5, 0.5], [0.8, 0.2]) == pytest.approx([0.2, 0.8])
+    # where the coordinates match the weights the shares stay
+    assert next_ratios([0.6, 0.4], [0.75, 0.25], [0.75, 0.25]) == pytest.approx([0.6, 0.4])
+    # a student far off never starves a teacher
+    assert min(next_ratios([0.9, 0.1], [0.99, 0.01], [-1.0, 2.0])) >= MIN_SHARE - 1e-9
 
 
 def test_split_shares_carries_fractions_so_the_counts_add_up():

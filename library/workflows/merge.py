@@ -29,7 +29,7 @@ from ..errors import UserError
 from ..regularization.manifest import MANIFEST
 from .stages import (RunRecord, chosen_checkpoint, draw_word_images, final_model, measured_schedule, stage_config,
                      train_stage)
-from .teacher_mix import Pool, TeacherEpochs, TeacherMix
+from .teacher_mix import Pool, TeacherEpochs, TeacherMix, merge_coordinates
 
 PROBE_WORDS = 16  # words of the behaviour distances, when drift_word_count is 0
 
@@ -153,7 +153,8 @@ def weight_merge(teachers: list[Path], weights: list[float], out: Path) -> Path:
 
 def compare_to_references(base: Path, teachers: list[Path], models: list[Path], words: tuple[str, ...],
                           size: tuple[int, int], clip_skip: int | None) -> dict:
-    """Each model's behaviour distance and weight similarity to the base and to each teacher."""
+    """Each model's behaviour distance and weight similarity to the base and to each teacher, and its coordinates
+    among the teachers (`merge_coordinates`)."""
     from ..models.sd_model import load_model
     from ..similarity.behaviour import ProbeInputs, drift_of, predictions
     from ..similarity.compare import compare_files
@@ -166,6 +167,7 @@ def compare_to_references(base: Path, teachers: list[Path], models: list[Path], 
     for index, path in enumerate(models, start=len(references)):
         rows.append({"model": path.name,
                      "distance": [drift_of(inputs, made[str(r)], made[str(path)]).mean for r in references],
+                     "coordinates": merge_coordinates(made[str(path)], [made[str(t)] for t in teachers]),
                      "similarity": [similarity[k][index] for k in range(len(references))]})
     return {"references": [p.name for p in references], "words": list(words), "models": rows}
 
@@ -173,13 +175,17 @@ def compare_to_references(base: Path, teachers: list[Path], models: list[Path], 
 def merge_markdown(table: dict) -> str:
     """merge.md: one row per model, behaviour distance (lower is closer) and similarity (higher) per reference."""
     names = table["references"]
-    head = ["model", *(f"distance to {n}" for n in names), *(f"similarity to {n}" for n in names)]
-    lines = ["# Merge by training", "", f"Behaviour distance over {len(table['words'])} words (the drift meter's "
-             f"measure: 0 = the same predictions) and weight similarity (%), for each student checkpoint (chosen: "
+    head = ["model", "coordinates among the teachers", *(f"distance to {n}" for n in names),
+            *(f"similarity to {n}" for n in names)]
+    lines = ["# Merge by training", "", f"Where each model's behaviour lies among the teachers' (the weights of the "
+             f"mix of their predictions nearest its own; a weight merge lies about at its weights), behaviour "
+             f"distance over {len(table['words'])} words (the drift meter's measure: 0 = the same predictions) and "
+             f"weight similarity (%), for each student checkpoint (chosen: "
              f"**{table['chosen']}**) and the weight merge (weights {', '.join(f'{w:.2f}' for w in table['weights'])}).",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table["models"]:
         name = f"**{row['model']}**" if row["model"] == table["chosen"] else row["model"]
-        lines.append("| " + " | ".join([name, *(f"{d:.4f}" for d in row["distance"]),
+        lines.append("| " + " | ".join([name, " / ".join(f"{c:.2f}" for c in row["coordinates"]),
+                                        *(f"{d:.4f}" for d in row["distance"]),
                                         *(f"{s:.2f}" for s in row["similarity"])]) + " |")
     return "\n".join(lines) + "\n"

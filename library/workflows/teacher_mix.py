@@ -1,6 +1,7 @@
 """The teachers' pictures in a merge by training: a stream that adds them to every optimizer step in the teachers'
-current shares, and a callback that, before the first epoch and after each, moves the shares (`auto`) and grows
-each teacher's pool so the coming epoch uses no picture more than `max_reuse` times.
+current shares, and a callback that, before the first epoch and after each, measures where the student's behaviour
+lies among the teachers' (`merge_coordinates`), moves the shares toward the weights (`auto`) and grows each
+teacher's pool so the coming epoch uses no picture more than `max_reuse` times.
 
 Each step takes, per teacher, the pictures of its pool used least so far (ties in an order seeded by the run's seed,
 the step and the teacher), so fresh pictures go first and reuse is spread evenly. The shares, the credits, every
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -21,6 +22,7 @@ from ..data.batch import Batch
 from ..plugins import Callback, LoopContext
 from ..regularization.pregenerated import RegImage, load_pixels
 from ..regularization.wordfreq import caption_form
+from ..similarity.behaviour import drift_of, predictions
 from ..validation.measurements import DriftMeter
 
 MIN_SHARE = 0.05  # auto never starves a teacher: its share stays in [MIN_SHARE, 1 - MIN_SHARE] (two teachers)
@@ -62,15 +64,24 @@ def split_shares(ratios: list[float], credits: list[float], images: float) -> tu
     return counts, carried
 
 
-def next_ratios(ratios: list[float], weights: list[float], distances: list[float]) -> list[float]:
-    """Shares that move the student toward the weights: its closeness to teacher i is (1/d_i) / Σ 1/d_j (for a
-    weight merge of two teachers that is teacher i's weight, as d_i ∝ 1 − w_i); a teacher it is less close to than
-    its weight asks gets a proportionally larger share."""
-    inverse = [1 / max(d, 1e-12) for d in distances]
-    closeness = [v / sum(inverse) for v in inverse]
-    moved = [r * w / c for r, w, c in zip(ratios, weights, closeness)]
+def merge_coordinates(student: torch.Tensor, teachers: Sequence[torch.Tensor]) -> list[float]:
+    """Where the student's predictions lie among the teachers': the weights c (summing to 1) whose mix Σ c_i t_i is
+    nearest them (least squares). A weight merge with weights w predicts Σ w_i t_i to first order, so its
+    coordinates are about w; what the student does off the teachers' plane (its own drift) leaves them alone."""
+    last = teachers[-1].double().flatten()
+    basis = torch.stack([t.double().flatten() - last for t in teachers[:-1]], dim=1)
+    found = torch.linalg.lstsq(basis, (student.double().flatten() - last)[:, None]).solution.flatten().tolist()
+    return [*found, 1 - sum(found)]
+
+
+def next_ratios(ratios: list[float], weights: list[float], coordinates: list[float], gain: float = 1.0
+                ) -> list[float]:
+    """Shares that move the student's coordinates toward the weights: each share changes by its teacher's weight
+    minus coordinate (an integral controller: a teacher the student lies short of gets more pictures), and stays
+    within [MIN_SHARE, 1 - MIN_SHARE × (teachers - 1)]."""
+    moved = [r + gain * (w - c) for r, w, c in zip(ratios, weights, coordinates)]
     low, high = MIN_SHARE, 1 - MIN_SHARE * (len(ratios) - 1)
-    clamped = [min(max(m / sum(moved), low), high) for m in moved]
+    clamped = [min(max(m, low), high) for m in moved]
     return [c / sum(clamped) for c in clamped]
 
 
@@ -113,11 +124,14 @@ class TeacherMix:
     def prepare_epoch(self, ctx: LoopContext) -> None:
         """Before an epoch: the student's distance to each teacher, the shares moved (auto), the pools grown."""
         record: dict[str, Any] = {"epoch": ctx.epoch + 1, "step": ctx.global_step}
+        inputs, clip_skip = self.meters[0].inputs, self.meters[0].clip_skip
         with ctx.sampling_model() as model:
-            distances = [meter.measure(model).mean for meter in self.meters]
-        record["distances"] = distances
+            student = predictions(model, inputs, clip_skip)
+        distances = [drift_of(inputs, meter.reference, student).mean for meter in self.meters]
+        coordinates = merge_coordinates(student, [meter.reference for meter in self.meters])
+        record.update(distances=distances, coordinates=coordinates)
         if self.auto and ctx.global_step > 0:
-            self.ratios = next_ratios(self.ratios, self.weights, distances)
+            self.ratios = next_ratios(self.ratios, self.weights, coordinates)
         per_epoch = self.share * self.per_step * ctx.steps_per_epoch
         for teacher, pool in enumerate(self.pools if ctx.global_step < ctx.max_steps else []):  # none after the last
             need = math.ceil(per_epoch * self.ratios[teacher]) + 1
@@ -126,10 +140,12 @@ class TeacherMix:
         record.update(ratios=list(self.ratios), pool_sizes=[len(p.images) for p in self.pools])
         self.history.append(record)
         scalars = {**{f"share_{i}": r for i, r in enumerate(self.ratios)},
-                   **{f"distance_{i}": d for i, d in enumerate(distances)}}
+                   **{f"distance_{i}": d for i, d in enumerate(distances)},
+                   **{f"coordinate_{i}": c for i, c in enumerate(coordinates)}}
         ctx.log_event("merge", scalars=scalars, **record)
         ctx.log_event("note", message=f"merge, epoch {record['epoch']}: teacher shares "
-                      + ", ".join(f"{r:.2f}" for r in self.ratios) + "; the student's distance to each "
+                      + ", ".join(f"{r:.2f}" for r in self.ratios) + "; the student lies at "
+                      + ", ".join(f"{c:.2f}" for c in coordinates) + " among the teachers, at distance "
                       + ", ".join(f"{d:.4f}" for d in distances))
 
     def _grow(self, teacher: int, count: int) -> None:
