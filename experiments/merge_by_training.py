@@ -169,7 +169,7 @@ def run(out: Path, size: Size) -> dict:
         models[f"merge by training {label}, {ratio}"] = Path(stages["student"]["outputs"]["chosen"])
         models[f"weight merge {label}"] = Path(stages["weight_merge"]["outputs"]["model"])
         events = [json.loads(line) for line in (out / name / "student" / "progress.jsonl").read_text().splitlines()]
-        histories[name] = [{"epoch": e["epoch"], "shares": e["ratios"], "distances": e["distances"],
+        histories[name] = [{"after epoch": e["after_epoch"], "shares": e["ratios"], "distances": e["distances"],
                             "coordinates": e["coordinates"]}
                            for e in events if e["event"] == "merge"]
     measured = behaviour(models, teachers, size)
@@ -189,9 +189,9 @@ def markdown(results: dict) -> str:
         lines.append(f"| {r['model']} | {r['sks girl']:.0%} | {r['zzz girl']:.0%} | {r['drift']:.4f} | "
                      f"{r['to A']:.4f} | {r['to B']:.4f} | {r['coordinates'][0]:.2f} / {r['coordinates'][1]:.2f} |")
     for name, history in results["shares by epoch"].items():
-        lines.append(f"\n{name}: by epoch, shares (coordinates) " + ", ".join(
-            f"{h['epoch']}: {h['shares'][0]:.2f}/{h['shares'][1]:.2f} ({h['coordinates'][0]:.2f}/{h['coordinates'][1]:.2f})"
-            for h in history))
+        lines.append(f"\n{name}: after each epoch, coordinates A/B (then the shares) " + ", ".join(
+            f"{h['after epoch']}: {h['coordinates'][0]:.2f}/{h['coordinates'][1]:.2f} "
+            f"({h['shares'][0]:.2f}/{h['shares'][1]:.2f})" for h in history))
     return "\n".join(lines) + "\n"
 
 

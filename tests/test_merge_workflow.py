@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 import train_certain
 from experiments.merge_by_training import BASE, MERGES, QUICK, merge_args, run
+from library.errors import UserError
 from library.models.hashes import file_sha256
 from library.regularization.pregenerated import RegImage
 from library.workflows.teacher_mix import (MIN_SHARE, Pool, TeacherMix, merge_coordinates, next_ratios,
@@ -83,9 +84,13 @@ def test_no_teacher_picture_is_trained_on_more_than_max_reuse_times(merged):
 def test_auto_moves_the_shares_and_logs_them_each_epoch(merged):
     events = [json.loads(line) for line in (merged["run"] / "student" / "progress.jsonl").read_text().splitlines()]
     merges = [e for e in events if e["event"] == "merge"]
-    assert [e["epoch"] for e in merges] == [1, 2, 3, 4]
+    assert [e["after_epoch"] for e in merges] == [0, 1, 2, 3]
     assert merges[0]["ratios"] == [0.7, 0.3]  # the weights, until the student has been measured after an epoch
-    assert merges[1]["ratios"] != merges[0]["ratios"]
+    for before, after in zip(merges[:2], merges[1:3]):  # each move goes by the gap between weights and coordinates
+        gap = 0.7 - after["coordinates"][0]
+        assert after["ratios"][0] - before["ratios"][0] == pytest.approx(max(min(gap, 0.95 - before["ratios"][0]),
+                                                                             0.05 - before["ratios"][0]))
+    assert merges[3]["ratios"] == merges[2]["ratios"]  # no move after the last epoch
     assert all(len(e["distances"]) == 2 and min(e["distances"]) > 0 for e in merges)
     assert all(sum(e["coordinates"]) == pytest.approx(1) for e in merges)
 
@@ -142,6 +147,19 @@ def test_bad_teachers_or_weights_are_refused_before_anything_runs(merged, change
     assert not (tmp_path / "never").exists()
 
 
+def test_a_teacher_of_another_kind_is_refused_before_anything_runs(merged, capsys, tmp_path):
+    from library.models.sd_model import save_model
+    from library.tiny import build_random
+
+    sd2 = save_model(build_random("tiny-sd2", seed=1), tmp_path / "sd2.safetensors")
+    args = list(merged["args"])
+    args[args.index("--output_dir") + 1] = str(tmp_path / "never")
+    args[args.index("--workflow_teachers") + 2] = str(sd2)
+    assert train_certain.main(args) == 2
+    assert f"workflow_teachers must be of the base's kind ({BASE}: sd1, " in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
 # ---- the teacher mix on its own ------------------------------------------------------------------------------
 
 def test_the_coordinates_of_a_mix_of_the_teachers_are_its_weights_whatever_drifts_off_their_plane():
@@ -159,8 +177,10 @@ def test_next_ratios_give_more_to_the_teacher_the_student_lies_short_of():
     assert next_ratios([0.5, 0.5], [0.5, 0.5], [0.8, 0.2]) == pytest.approx([0.2, 0.8])
     # where the coordinates match the weights the shares stay
     assert next_ratios([0.6, 0.4], [0.75, 0.25], [0.75, 0.25]) == pytest.approx([0.6, 0.4])
-    # a student far off never starves a teacher
+    # a student far off never starves a teacher, of two or of three
     assert min(next_ratios([0.9, 0.1], [0.99, 0.01], [-1.0, 2.0])) >= MIN_SHARE - 1e-9
+    three = next_ratios([0.05, 0.9, 0.05], [0.02, 0.96, 0.02], [0.3, 0.4, 0.3])
+    assert min(three) >= MIN_SHARE - 1e-9 and sum(three) == pytest.approx(1)
 
 
 def test_split_shares_carries_fractions_so_the_counts_add_up():
@@ -172,39 +192,72 @@ def test_split_shares_carries_fractions_so_the_counts_add_up():
 
 
 def test_a_pool_hands_out_its_least_used_pictures_first():
-    pool = Pool(Path("t"), Path("p"), [RegImage(Path(f"{i}.png"), "w", i) for i in range(5)])
-    first = pool.pick(3, torch.Generator().manual_seed(0))
-    second = pool.pick(2, torch.Generator().manual_seed(1))
+    pool = Pool([RegImage(Path(f"{i}.png"), "w", i) for i in range(5)])
+    first = pool.pick(3, torch.Generator().manual_seed(0), 2)
+    second = pool.pick(2, torch.Generator().manual_seed(1), 2)
     assert {i.seed for i in first} | {i.seed for i in second} == set(range(5))  # fresh ones before any reuse
     assert sorted(pool.uses) == [1] * 5 and pool.room(2) == 5
 
 
 class _Context:
-    rank, world_size, global_step, epoch, steps_per_epoch, max_steps = 0, 1, 0, 0, 2, 4
+    rank, world_size, global_step, epoch, steps_per_epoch, max_steps = 0, 1, 0, 0, 2, 100
 
     def log_event(self, name, **fields):
         pass
 
 
-def test_a_restored_mix_draws_what_the_saved_one_would_have(tmp_path):
+def _pictures(folder: Path, count: int) -> list[RegImage]:
     images = []
-    for i in range(6):
-        path = tmp_path / f"{i}.png"
-        Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(path)
+    for i in range(count):
+        path = folder / f"{i}.png"
+        if not path.exists():
+            Image.new("RGB", (16, 16), (i % 256, 0, 0)).save(path)
         images.append(RegImage(path, f"word{i}", i))
+    return images
 
-    def mix() -> TeacherMix:
-        return TeacherMix([Pool(Path("a"), tmp_path, images[:3]), Pool(Path("b"), tmp_path, images[3:])],
-                          [0.5, 0.5], [0.6, 0.4], 1.0, 4, 2, (16, 16), 3, grow=None, meters=[])
 
-    first = mix()
-    for step in range(4):  # 4 pictures from each pool of 3: the use counts differ, so the next picks depend on them
+def _mix(folder: Path, pools: list[list[RegImage]], grown: list, **changes) -> TeacherMix:
+    def grow(teacher: int, count: int) -> list[RegImage]:  # a teacher that draws more pictures on demand
+        grown.append((teacher, count))
+        return _pictures(folder / str(teacher), count)
+
+    for teacher in range(len(pools)):
+        (folder / str(teacher)).mkdir(exist_ok=True)
+    settings = dict(teachers=["a", "b"], pools=[Pool(list(p)) for p in pools], weights=[0.5, 0.5], ratios=[0.6, 0.4],
+                    share=1.0, max_reuse=2, per_step=2, batch_size=2, size=(16, 16), seed=3, grow=grow, meters=[])
+    return TeacherMix(**{**settings, **changes})
+
+
+def test_the_pools_grow_so_that_no_picture_is_used_more_than_max_reuse_times(tmp_path):
+    grown: list = []
+    mix = _mix(tmp_path, [[], []], grown, share=4.0, ratios=[0.75, 0.25])  # 8 pictures a step: 6 and 2
+    for step in range(9):
+        if step % 2 == 0:
+            mix.pending = True  # as after each epoch of 2 steps
+        batches = mix.batches_for_step(_Context(), step)
+        assert [len(b.captions) for b in batches] == [2] * 4  # in micro-batches of the dataset's batch size
+    assert max(max(p.uses) for p in mix.pools) <= 2
+    assert [sum(p.uses) for p in mix.pools] == [54, 18]
+    assert grown  # the pools were drawn as they were needed
+
+
+def test_a_restored_mix_draws_what_the_saved_one_would_have(tmp_path):
+    grown: list = []
+    first = _mix(tmp_path, [[], []], grown)
+    for step in range(5):  # the use counts differ now, so the next picks depend on them
         first.batches_for_step(_Context(), step)
-    second = mix()
+    second = _mix(tmp_path, [_pictures(tmp_path / "0", 1), []], grown)  # what the folders held at an earlier save
     second.load_state_dict(json.loads(json.dumps(first.state_dict())))
-    keys = [(first.batches_for_step(_Context(), s)[0].keys, second.batches_for_step(_Context(), s)[0].keys)
-            for s in range(4, 7)]
+    keys = [([b.keys for b in first.batches_for_step(_Context(), s)], [b.keys for b in second.batches_for_step(
+        _Context(), s)]) for s in range(5, 12)]
     assert all(a == b for a, b in keys)
+
+
+def test_a_resume_with_other_teachers_or_weights_is_refused(tmp_path):
+    saved = _mix(tmp_path, [[], []], []).state_dict()
+    with pytest.raises(UserError, match=r"the saved state merges \['a', 'b'\] with weights \[0.5, 0.5\], not "
+                                        r"\['a', 'c'\]"):
+        _mix(tmp_path, [[], []], [], teachers=["a", "c"]).load_state_dict(saved)
 
 
 def test_the_workflow_table_takes_the_merge_keys_by_their_short_names(tmp_path):

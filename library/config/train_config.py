@@ -353,8 +353,9 @@ class WorkflowArgs:
     workflow_weights: tuple[float, ...] = option((), "merge: each teacher's weight in the merge, as a weight merge's "
                                                      "(unset: equal)", conv=to_float_list, is_list=True)
     workflow_ratio: str = option("weights", "merge: teachers' shares of the generated images: weights (as the "
-                                            "weights) / auto (moved each epoch so the student's closeness to each "
-                                            "teacher approaches its weight)", choices=MERGE_RATIOS,
+                                            "weights) / auto (moved after each epoch so that where the student's "
+                                            "behaviour lies among the teachers' approaches the weights)",
+                                 choices=MERGE_RATIOS,
                                  hints={"fixed": "weights", "automatic": "auto"})
     workflow_teacher_share: float = option(1.0, "merge: teacher images per own training image", low=0)
     workflow_max_reuse: int = option(2, "merge: times a teacher image may be trained on; the pools grow ahead of "

@@ -132,21 +132,21 @@ def resolve_run(train: TrainConfig, loaded: LoadedConfig, data: TrainingData, ac
     return RunPlan(settings, NoiseOptions.from_config(train), LossOptions.from_config(train), state)
 
 
-def _first_training_dataset(loaded: LoadedConfig):
+def first_training_dataset(loaded: LoadedConfig):
     """The first dataset with training (not class) images: it sizes the plug-ins' pictures and batches."""
     return next(d for d in loaded.datasets.datasets if any(not s.is_reg for s in d.subsets))
 
 
 def _first_resolution(loaded: LoadedConfig, model: SDModel) -> tuple[int, int]:
     """(width, height) of the first training dataset; the model's size when unset."""
-    return _first_training_dataset(loaded).resolution or (model.config.resolution,) * 2
+    return first_training_dataset(loaded).resolution or (model.config.resolution,) * 2
 
 
 def _with_regularization(regularization: RegularizationPlan, loaded: LoadedConfig, settings: TrainSettings,
                          model: SDModel, streams: Sequence[Stream], callbacks: Sequence[Callback]
                          ) -> tuple[list[Stream], list[Callback]]:
     """The regularization stream and monitor first, sized by the first dataset with training (not class) images."""
-    first = _first_training_dataset(loaded)
+    first = first_training_dataset(loaded)
     reg_streams, reg_callbacks = regularization.plug_ins(
         loaded.train, settings.seed, _first_resolution(loaded, model), first.batch_size * settings.grad_accum)
     return [*reg_streams, *streams], [*reg_callbacks, *callbacks]

@@ -38,6 +38,7 @@ def run_merge(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
     from ..data.dataset import build_training_data
     from ..regularization.pregenerated import read_reg_folder
     from ..regularization.setup import regularization_word_list
+    from ..training.run import first_training_dataset
 
     train, wf = loaded.train, loaded.train.workflow
     out = Path(train.saving.output_dir)
@@ -46,6 +47,10 @@ def run_merge(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
                         "pictures are added to it")
     teachers = [Path(t) for t in wf.workflow_teachers]
     weights = merge_weights(teachers, wf.workflow_weights)
+    if wf.workflow_teacher_share <= 0:
+        raise UserError("workflow_teacher_share is 0: the student would see no teacher picture; give how many per "
+                        "own training picture, e.g. 1.0")
+    check_same_kind(Path(train.model.pretrained_model_name_or_path), teachers)
     data = build_training_data(loaded.datasets, train)
     reg = replace(train.regularization, reg_word_list=wf.workflow_word_list or train.regularization.reg_word_list
                   or "captions", reg_keep_trigger_words=True)
@@ -55,7 +60,7 @@ def run_merge(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     words_file = out / "words.txt"
     atomic_write_text(words_file, "".join(f"{w}\t{c}\n" for w, c in zip(words.words, words.counts)))
-    first = next(d for d in loaded.datasets.datasets if any(not s.is_reg for s in d.subsets))
+    first = first_training_dataset(loaded)
     size = train.regularization.reg_resolution or first.resolution or (512, 512)
     folders = [out / "pools" / f"{i}-{t.stem}" for i, t in enumerate(teachers)]
 
@@ -74,10 +79,11 @@ def run_merge(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
     plug_ins = {}
     if not final_model(student.train).exists():  # else the stage is skipped: no teacher need be loaded
         mix = TeacherMix(
-            pools=[Pool(t, f, read_reg_folder(f)[0] if (f / MANIFEST).is_file() else []) for t, f in
-                   zip(teachers, folders)],
+            teachers=[str(t) for t in teachers],
+            pools=[Pool(read_reg_folder(f)[0] if (f / MANIFEST).is_file() else []) for f in folders],
             weights=weights, ratios=list(weights), share=wf.workflow_teacher_share, max_reuse=wf.workflow_max_reuse,
-            per_step=first.batch_size * train.training.gradient_accumulation_steps, size=size,
+            per_step=first.batch_size * train.training.gradient_accumulation_steps, batch_size=first.batch_size,
+            size=size,
             seed=train.training.seed or 0, grow=grow, meters=teacher_meters(teachers, probe_words, size, train),
             auto=wf.workflow_ratio == "auto")
         plug_ins = {"streams": [mix], "callbacks": [TeacherEpochs(mix)]}
@@ -110,7 +116,7 @@ def run_merge(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
 
 
 def merge_weights(teachers: list[Path], given: tuple[float, ...]) -> list[float]:
-    """The teachers' weights, normalized to sum 1 (equal when none are given)."""
+    """The teachers' weights, normalized to sum 1 (equal when none are given), once the teachers are found."""
     if len(teachers) < 2:
         raise UserError(f"workflow = \"merge\" needs two or more workflow_teachers (model files), got {len(teachers)}")
     missing = [str(t) for t in teachers if not t.exists()]
@@ -121,6 +127,24 @@ def merge_weights(teachers: list[Path], given: tuple[float, ...]) -> list[float]
         raise UserError(f"workflow_weights {list(given)}: give one weight per teacher ({len(teachers)}), none "
                         f"negative, not all 0")
     return [w / sum(weights) for w in weights]
+
+
+def check_same_kind(base: Path, teachers: list[Path]) -> None:
+    """Teachers of another model kind than the base (SD1 against SD2, another size) cannot be weight-merged or
+    measured against it: say so before any training, from the files' headers."""
+    from ..models.checkpoint_files import read_tensor_file
+    from ..models.detect import fingerprint
+
+    def kind(path: Path) -> str:
+        family, channels, width, context = fingerprint(
+            {k: tuple(v.shape) for k, v in read_tensor_file(path)[0].items()}, str(path))
+        return f"{family}, {channels} input channels, width {width}, context {context}"
+
+    kinds = {path: kind(path) for path in [base, *teachers]}
+    others = [f"{p} ({k})" for p, k in kinds.items() if k != kinds[base]]
+    if others:
+        raise UserError(f"workflow_teachers must be of the base's kind ({base}: {kinds[base]}); not: "
+                        + ", ".join(others))
 
 
 def teacher_meters(teachers: list[Path], words: tuple[str, ...], size: tuple[int, int], train):
