@@ -11,8 +11,8 @@ Then the teachers are merged by training (`workflow = "merge"`) with weights 0.5
 - **green + hat**: the share of `zzz girl` pictures with green hair and a hat;
 - **drift**: the behaviour distance to the base on world words that name neither trait (the drift meter's measure);
 - **to A / to B**: the behaviour distance to each teacher over the two concepts and those words;
-- **coordinates**: where the model's behaviour lies among the teachers' (`merge_coordinates`: a weight merge lies
-  about at its weights).
+- **coordinates**: where the model's behaviour lies among the teachers' (`merge_coordinates`; for teachers near
+  each other a weight merge lies at its weights).
 Writes `OUT/results.json` and `OUT/results.md`; the runs stay in `OUT/` (a rerun reuses what is done).
 """
 

@@ -22,7 +22,8 @@ from ..atomic import atomic_write_text
 from ..config import DatasetConfig, LoadedConfig, SubsetSpec, dump_dataset_toml
 from ..config.suggest import did_you_mean
 from ..errors import UserError
-from .stages import RunRecord, chosen_checkpoint, draw_word_images, measured_schedule, stage_config, train_stage
+from .stages import (RunRecord, chosen_checkpoint, draw_word_images, measured_schedule, stage_config, train_stage,
+                     write_words)
 
 PROBE_SPLIT = 0.25  # held out of the suspect subset when its dataset holds nothing out
 
@@ -64,8 +65,7 @@ def run_anti_overfit(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
     record.done("probe", {"subset": suspect.image_dir, "images": len(images), "dataset": probe_data.source},
                 {"folder": str(out / "probe"), "final": str(probe_model), "chosen": str(chosen), "why": reason})
 
-    words_file = out / "words.txt"
-    atomic_write_text(words_file, "".join(f"{w}\t{c}\n" for w, c in zip(words.words, words.counts)))
+    words_file = write_words(words, out / "words.txt")
     spec = loaded.datasets.datasets[dataset_index]
     generated = draw_word_images(chosen, words_file, out / "images", count, train, spec.resolution)
     record.done("images", {"model": str(chosen), "words": str(words_file), "word_source": words.source,

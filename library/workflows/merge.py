@@ -28,7 +28,7 @@ from ..config import LoadedConfig
 from ..errors import UserError
 from ..regularization.manifest import MANIFEST
 from .stages import (RunRecord, chosen_checkpoint, draw_word_images, final_model, measured_schedule, stage_config,
-                     train_stage)
+                     train_stage, write_words)
 from .teacher_mix import Pool, TeacherEpochs, TeacherMix, merge_coordinates
 
 PROBE_WORDS = 16  # words of the behaviour distances, when drift_word_count is 0
@@ -58,8 +58,7 @@ def run_merge(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
     probe_words = tuple(words.words[:train.validation.drift_word_count or PROBE_WORDS])
     record = RunRecord.open(out, "merge")
     out.mkdir(parents=True, exist_ok=True)
-    words_file = out / "words.txt"
-    atomic_write_text(words_file, "".join(f"{w}\t{c}\n" for w, c in zip(words.words, words.counts)))
+    words_file = write_words(words, out / "words.txt")
     first = first_training_dataset(loaded)
     size = train.regularization.reg_resolution or first.resolution or (512, 512)
     folders = [out / "pools" / f"{i}-{t.stem}" for i, t in enumerate(teachers)]
@@ -201,11 +200,12 @@ def merge_markdown(table: dict) -> str:
     names = table["references"]
     head = ["model", "coordinates among the teachers", *(f"distance to {n}" for n in names),
             *(f"similarity to {n}" for n in names)]
+    weights = ", ".join(f"{w:.2f}" for w in table["weights"])
     lines = ["# Merge by training", "", f"Where each model's behaviour lies among the teachers' (the weights of the "
-             f"mix of their predictions nearest its own; a weight merge lies about at its weights), behaviour "
-             f"distance over {len(table['words'])} words (the drift meter's measure: 0 = the same predictions) and "
-             f"weight similarity (%), for each student checkpoint (chosen: "
-             f"**{table['chosen']}**) and the weight merge (weights {', '.join(f'{w:.2f}' for w in table['weights'])}).",
+             f"mix of their predictions nearest its own; for teachers near each other a weight merge lies at its "
+             f"weights), behaviour distance over {len(table['words'])} words (the drift meter's measure: 0 = the same "
+             f"predictions) and weight similarity (%), for each student checkpoint (chosen: **{table['chosen']}**) "
+             f"and the weight merge (weights {weights}).",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table["models"]:
         name = f"**{row['model']}**" if row["model"] == table["chosen"] else row["model"]

@@ -8,11 +8,14 @@ import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..atomic import atomic_write_text
 from ..config import DatasetConfig, LoadedConfig, TrainConfig
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from ..regularization.wordfreq import WordList
 
 RUN_RECORD = "run.json"
 
@@ -82,6 +85,12 @@ def train_stage(loaded: LoadedConfig, say: Callable[[str], None], **plug_ins: An
     if code != 0:
         raise StageStopped(code)
     return target
+
+
+def write_words(words: WordList, path: Path) -> Path:
+    """The word list as `word<TAB>count` lines, the form gen_reg_images.py --wordfreq reads."""
+    atomic_write_text(path, "".join(f"{w}\t{c}\n" for w, c in zip(words.words, words.counts)))
+    return path
 
 
 def draw_word_images(model: Path, words: Path, folder: Path, count: int, train: TrainConfig,

@@ -72,8 +72,9 @@ def split_shares(ratios: list[float], credits: list[float], images: float) -> tu
 
 def merge_coordinates(student: torch.Tensor, teachers: Sequence[torch.Tensor]) -> list[float]:
     """Where the student's predictions lie among the teachers': the weights c (summing to 1) whose mix Σ c_i t_i is
-    nearest them (least squares). A weight merge with weights w predicts Σ w_i t_i to first order, so its
-    coordinates are about w; what the student does off the teachers' plane (its own drift) leaves them alone."""
+    nearest them (least squares). A weight merge with weights w predicts Σ w_i t_i to first order (teachers near
+    each other), so its coordinates are then about w; what the student does off the teachers' plane (its own
+    drift) leaves them alone."""
     last = teachers[-1].double().flatten()
     basis = torch.stack([t.double().flatten() - last for t in teachers[:-1]], dim=1)
     found = torch.linalg.lstsq(basis, (student.double().flatten() - last)[:, None]).solution.flatten().tolist()
