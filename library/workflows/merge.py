@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..atomic import atomic_write_text
-from ..config import LoadedConfig
+from ..config import LoadedConfig, TrainConfig
 from ..errors import UserError
 from ..regularization.manifest import MANIFEST
 from .stages import (RunRecord, chosen_checkpoint, draw_word_images, final_model, measured_schedule, stage_config,
@@ -36,7 +36,6 @@ PROBE_WORDS = 16  # words of the behaviour distances, when drift_word_count is 0
 
 def run_merge(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
     from ..data.dataset import build_training_data
-    from ..regularization.pregenerated import read_reg_folder
     from ..regularization.setup import regularization_word_list
     from ..training.run import first_training_dataset
 
@@ -62,11 +61,6 @@ def run_merge(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
     first = first_training_dataset(loaded)
     size = train.regularization.reg_resolution or first.resolution or (512, 512)
     folders = [out / "pools" / f"{i}-{t.stem}" for i, t in enumerate(teachers)]
-
-    def grow(teacher: int, count: int):
-        draw_word_images(teachers[teacher], words_file, folders[teacher], count, train, size)
-        return read_reg_folder(folders[teacher])[0]
-
     held_out = data.validation_data() is not None
     if not held_out:
         say("merge: no images held out (validation_split or validation_dir), so overfitting cannot be seen: the "
@@ -77,14 +71,7 @@ def run_merge(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
                            **measured_schedule(train))
     plug_ins = {}
     if not final_model(student.train).exists():  # else the stage is skipped: no teacher need be loaded
-        mix = TeacherMix(
-            teachers=[str(t) for t in teachers],
-            pools=[Pool(read_reg_folder(f)[0] if (f / MANIFEST).is_file() else []) for f in folders],
-            weights=weights, ratios=list(weights), share=wf.workflow_teacher_share, max_reuse=wf.workflow_max_reuse,
-            per_step=first.batch_size * train.training.gradient_accumulation_steps, batch_size=first.batch_size,
-            size=size,
-            seed=train.training.seed or 0, grow=grow, meters=teacher_meters(teachers, probe_words, size, train),
-            auto=wf.workflow_ratio == "auto")
+        mix = teacher_mix(train, teachers, weights, folders, words_file, probe_words, size, first.batch_size)
         plug_ins = {"streams": [mix], "callbacks": [TeacherEpochs(mix)]}
     final = train_stage(student, say, **plug_ins)
     chosen, why = chosen_checkpoint(out / "student")
@@ -112,6 +99,26 @@ def run_merge(loaded: LoadedConfig, say: Callable[[str], None]) -> int:
     say((out / "merge.md").read_text(encoding="utf-8"))
     say(f"merge: done; the merged model is {chosen}")
     return 0
+
+
+def teacher_mix(train: TrainConfig, teachers: list[Path], weights: list[float], folders: list[Path], words_file: Path,
+                probe_words: tuple[str, ...], size: tuple[int, int], batch_size: int) -> TeacherMix:
+    """The stream of the teachers' pictures, its pools as the folders hold them (grown by `draw_word_images`)."""
+    from ..regularization.pregenerated import read_reg_folder
+
+    wf = train.workflow
+
+    def grow(teacher: int, count: int):
+        draw_word_images(teachers[teacher], words_file, folders[teacher], count, train, size)
+        return read_reg_folder(folders[teacher])[0]
+
+    return TeacherMix(
+        teachers=[str(t) for t in teachers],
+        pools=[Pool(read_reg_folder(f)[0] if (f / MANIFEST).is_file() else []) for f in folders],
+        weights=weights, ratios=list(weights), share=wf.workflow_teacher_share, max_reuse=wf.workflow_max_reuse,
+        per_step=batch_size * train.training.gradient_accumulation_steps, batch_size=batch_size, size=size,
+        seed=train.training.seed or 0, grow=grow, meters=teacher_meters(teachers, probe_words, size, train),
+        auto=wf.workflow_ratio == "auto")
 
 
 def merge_weights(teachers: list[Path], given: tuple[float, ...]) -> list[float]:
