@@ -4,6 +4,7 @@
     python train_certain.py --config_file my.toml [--dataset_config data.toml] [--any_option value]
     accelerate launch train_certain.py --config_file my.toml      # several GPUs (DDP)
     python train_certain.py --quickstart      # the shipped tiny world model + sample dataset, no downloads
+    python train_certain.py --check --config_file my.toml    # check everything, print the plan, train nothing
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def run(argv: list[str]) -> int:
         print(f"wrote {write_args_file(loaded.train, loaded.train.config.config_file)}")
         return 0
 
+    if loaded.train.config.check:
+        from library.training.check import check_run
+
+        return check_run(loaded)
     if loaded.train.workflow.workflow != "none":
         from library.workflows import run_workflow
 

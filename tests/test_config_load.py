@@ -69,6 +69,7 @@ def _sample(name: str):
 
 
 OUR_OPTION_NAMES = ["progress_jsonl", "progress_stdout", "strict_data"]
+COMMAND_OPTION_NAMES = ["check"]  # what the command does instead of training, beside kohya's output_config
 REGULARIZATION_OPTION_NAMES = [
     "reg_mode", "reg_word_list", "reg_tag_types", "reg_min_count", "reg_top_k", "reg_include", "reg_exclude",
     "reg_exclude_file", "reg_trigger_words", "reg_keep_trigger_words", "reg_alpha", "reg_ratio", "reg_batch",
@@ -86,7 +87,7 @@ WORKFLOW_OPTION_NAMES = ["workflow", "workflow_subset", "workflow_factor", "work
 def test_option_table_holds_the_kohya_options_and_our_own():
     assert len(KOHYA_OPTION_NAMES) == 173
     assert set(OPTIONS) == (set(KOHYA_OPTION_NAMES) | set(OUR_OPTION_NAMES) | set(REGULARIZATION_OPTION_NAMES)
-                            | set(VALIDATION_OPTION_NAMES) | set(WORKFLOW_OPTION_NAMES))
+                            | set(VALIDATION_OPTION_NAMES) | set(WORKFLOW_OPTION_NAMES) | set(COMMAND_OPTION_NAMES))
     assert all(OPTIONS[name].section == "workflow" for name in WORKFLOW_OPTION_NAMES)
     assert all(OPTIONS[name].section == "validation_arguments" for name in VALIDATION_OPTION_NAMES)
     assert all(OPTIONS[name].section == "certain_arguments" for name in OUR_OPTION_NAMES)

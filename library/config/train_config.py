@@ -367,6 +367,8 @@ class ConfigArgs:
     config_file: str | None = option(None, "args TOML with option values (.toml is added when missing)",
                                      conv=to_path, cli_only=True)
     output_config: bool = option(False, "write the arguments to --config_file and exit", cli_only=True)
+    check: bool = option(False, "check the options, the dataset config, the data and the base model's file, print "
+                                "the plan, and exit without training or writing anything", cli_only=True)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,21 @@ def read_tensor_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
                     f"{', '.join(SINGLE_FILE_SUFFIXES)} or a diffusers folder.")
 
 
+def read_tensor_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """The tensors' shapes and the metadata of one file; a .safetensors file's from its header alone (a pickle
+    must be read whole, safely)."""
+    if path.is_file() and path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, dict(f.metadata() or {})
+        except Exception as e:
+            raise UserError(f"{path}: not a readable .safetensors file ({e}). A partial download is the "
+                            f"usual cause: check the file size against its source.") from None
+    tensors, metadata = read_tensor_file(path)
+    return {k: tuple(v.shape) for k, v in tensors.items()}, metadata
+
+
 def _tensors_of(checkpoint: Mapping) -> dict[str, torch.Tensor]:
     """Unwrap `{"state_dict": ...}` as Lightning and kohya write it; keep only tensors."""
     inner = checkpoint.get("state_dict")

@@ -14,13 +14,13 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, TypeVar
 
 import torch
 
 from ..errors import UserError
-from .checkpoint_files import (SINGLE_FILE_SUFFIXES, read_diffusers_folder, read_tensor_file, weights_file,
-                               write_diffusers_folder, write_tensor_file)
+from .checkpoint_files import (SINGLE_FILE_SUFFIXES, read_diffusers_folder, read_tensor_file, read_tensor_shapes,
+                               weights_file, write_diffusers_folder, write_tensor_file)
 from .detect import detect_config, wanted_prediction
 from .keymap import KeyRule, expected_ldm_shapes, to_ldm, to_module
 from .model_config import PARTS, ModelConfig, build_empty_modules, key_rules, resolve_config
@@ -28,6 +28,8 @@ from .text_keys import SD1_PREFIX, strip_text_model
 from .vae_keys import PREFIX as VAE_PREFIX, vae_rules
 
 PRECISIONS = {"float": torch.float32, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+Value = TypeVar("Value")  # a tensor, or its shape
 
 
 @dataclass
@@ -106,6 +108,19 @@ def load_model(path: str | Path, *, v_parameterization: bool | None = None, vae:
     return model
 
 
+def describe_checkpoint(path: str | Path, *, v_parameterization: bool | None = None,
+                        model_config: str | Path | None = None) -> tuple[ModelConfig, list[str]]:
+    """The config a checkpoint file or diffusers folder would load with, and notes, without loading its weights
+    (a .safetensors file is read from its header): what `train_certain.py --check` needs."""
+    path = Path(path)
+    if model_config is not None:
+        return resolve_config(model_config), []
+    if path.is_dir():
+        return ModelConfig.from_folder(path), []
+    shapes, metadata = read_tensor_shapes(path)
+    return detect_config(normalize_ldm_keys(shapes), metadata, str(path), v_parameterization)
+
+
 def _load_single_file(path: Path, v_param: bool | None, model_config, dtype) -> SDModel:
     tensors, metadata = read_tensor_file(path)
     tensors = normalize_ldm_keys(tensors)
@@ -147,7 +162,7 @@ def _override_prediction(config: ModelConfig, v_param: bool | None, metadata: Ma
     return config.with_prediction_type(wanted_prediction(v_param, metadata))
 
 
-def normalize_ldm_keys(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def normalize_ldm_keys(tensors: dict[str, Value]) -> dict[str, Value]:
     """Some SD1 files omit the `text_model.` level (`cond_stage_model.transformer.encoder...`); add it."""
     short = "cond_stage_model.transformer."
     if any(k.startswith(SD1_PREFIX) for k in tensors) or not any(k.startswith(short) for k in tensors):

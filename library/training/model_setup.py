@@ -16,21 +16,32 @@ from ..errors import UserError
 from ..models.sd_model import PRECISIONS
 
 
+def base_model_source(train: TrainConfig) -> str:
+    if not train.model.pretrained_model_name_or_path:
+        raise UserError("no base model: set pretrained_model_name_or_path (a .safetensors/.ckpt file or a diffusers "
+                        "folder).")
+    return train.model.pretrained_model_name_or_path
+
+
+def family_notes(train: TrainConfig, family: str) -> list[str]:
+    """The base model's family against the options: v2 on SD1 weights is an error, the rest are notes."""
+    source = train.model.pretrained_model_name_or_path
+    if train.model.v2 and family != "sd2":
+        raise UserError(f"{source}: v2 = true, but the weights are an SD1 model; remove v2.")
+    notes = []
+    if family == "sd2" and not train.model.v2:
+        notes.append("SD2 weights detected; v2 = true is implied.")
+    if train.model.clip_skip and family == "sd2":
+        notes.append("clip_skip has no effect on SD2 (it always uses the penultimate OpenCLIP block, as A1111).")
+    return notes
+
+
 def load_base_model(train: TrainConfig):
     from ..models.sd_model import load_model
 
-    source = train.model.pretrained_model_name_or_path
-    if not source:
-        raise UserError("no base model: set pretrained_model_name_or_path (a .safetensors/.ckpt file or a diffusers "
-                        "folder).")
-    model = load_model(source, v_parameterization=True if train.model.v_parameterization else None,
+    model = load_model(base_model_source(train), v_parameterization=True if train.model.v_parameterization else None,
                        vae=train.model.vae)
-    if train.model.v2 and model.family != "sd2":
-        raise UserError(f"{source}: v2 = true, but the weights are an SD1 model; remove v2.")
-    if model.family == "sd2" and not train.model.v2:
-        model.notes.append("SD2 weights detected; v2 = true is implied.")
-    if train.model.clip_skip and model.family == "sd2":
-        model.notes.append("clip_skip has no effect on SD2 (it always uses the penultimate OpenCLIP block, as A1111).")
+    model.notes.extend(family_notes(train, model.family))
     return model
 
 
