@@ -124,8 +124,13 @@ def test_the_behaviour_command_measures_what_the_drift_meter_measured(overfit_ru
     assert "drift" in capsys.readouterr().out
 
 
-def test_validation_loss_is_the_same_each_time_on_the_same_weights(tmp_path, sks_split):
-    """With learning rate 0 the weights never change, so every evaluation must give the very same numbers."""
+def test_validation_loss_is_the_same_each_time_on_the_same_weights(tmp_path, sks_split, monkeypatch):
+    """With learning rate 0 the weights never change, so every evaluation must give the very same numbers; with
+    cache_latents the held-out images are encoded once, before training, like the training images."""
+    import library.training.loop as loop
+
+    encoded = []
+    monkeypatch.setattr(loop, "encode_latents", lambda *args: encoded.append(1) or pytest.fail("encoded in the loop"))
     code = train_certain.main(world_args(tmp_path, sks_split / "dataset.toml", "--max_train_steps", "3",
                                          "--learning_rate", "0", "--validate_every_n_steps", "1"))
     assert code == 0
@@ -134,6 +139,7 @@ def test_validation_loss_is_the_same_each_time_on_the_same_weights(tmp_path, sks
     assert len({e["validation_loss"] for e in summary["evaluations"]}) == 1
     assert {e["drift"] for e in summary["evaluations"]} == {0.0}
     assert summary["checkpoints"][-1]["similarity"] == pytest.approx(100.0)
+    assert encoded == []
 
 
 def test_validation_dir_images_are_held_out_and_a_missing_one_is_named(tmp_path, sks_split):

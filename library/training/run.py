@@ -70,6 +70,8 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
     prepare_model(model, train, accelerator, say)
     if train.dataset.cache_latents or train.dataset.cache_latents_to_disk:
         cache_latents(data, model, train, accelerator)
+        if measuring.validation is not None:  # the held-out images too: encoded once, not at every evaluation
+            cache_latents(measuring.validation.data, model, train, accelerator)
     if regularization is not None:
         streams, callbacks = _with_regularization(regularization, loaded, plan.settings, model, streams, callbacks)
     # Before a resumed state replaces the weights: the drift meter and similarity compare against the base.
