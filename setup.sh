@@ -11,3 +11,6 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q "$TORCH_SPEC"
 fi
 .venv/bin/python -m pip install -q -r requirements.txt -r requirements-dev.txt
+# The standalone UI's own environment (gradio and what it pins stay out of the toolkit's).
+[ -x .venv-ui/bin/python ] || "$PYTHON" -m venv .venv-ui
+.venv-ui/bin/python -m pip install -q -r extension/requirements-ui.txt

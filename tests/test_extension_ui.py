@@ -1,0 +1,134 @@
+"""The extension without a browser: the Train tab's work (Validate through `train_certain.py --check`, the form's
+arguments, the view the page polls), the WebUI script against stand-ins with A1111's signatures, and the gradio UI
+built by the standalone's Python (`.venv-ui`, made by setup.sh)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "extension"))
+from certain_strategy_ui import train_tab  # noqa: E402
+from certain_strategy_ui.jobs import JobRunner  # noqa: E402
+from certain_strategy_ui.settings import KEYS, SECTION, UiSettings  # noqa: E402
+
+from library.quickstart import prepare_quickstart  # noqa: E402
+
+PRESET = (ROOT / "configs" / "presets" / "quickstart.toml").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def settings(tmp_path) -> UiSettings:
+    return UiSettings.from_values({"output": str(tmp_path / "runs"), "python": sys.executable})
+
+
+def test_validate_runs_the_check_on_the_form_and_names_the_tomls_line(settings, tmp_path):
+    base = prepare_quickstart(tmp_path / "qs")
+    form = train_tab.Form(PRESET, "first", str(base), str(tmp_path / "qs" / "dataset" / "train"))
+    report = train_tab.validate(settings, form)
+    assert report.startswith("check passed") and "steps: 132 (33 per epoch, 4 epoch(s))" in report
+    assert f"--- plan ---" in report and str(settings.output / "first") in report
+    typo = PRESET.replace("learning_rate = 5e-4", "learnig_rate = 5e-4")
+    line = typo.splitlines().index("learnig_rate = 5e-4                # high for a full fine-tune, as tiny models need") + 1
+    report = train_tab.validate(settings, train_tab.Form(typo, "first", str(base)))
+    assert report.startswith("check failed (exit 2)")
+    assert f"error: config.toml:{line}: unknown key `learnig_rate`" in report and "learning_rate" in report
+    assert not (settings.output / "first").exists()  # checking made no run folder
+
+
+def test_a_run_name_that_is_not_a_folder_name_is_refused(settings):
+    runner = JobRunner(settings.output / ".jobs", settings.toolkit, settings.python)
+    assert "run name '../x'" in train_tab.start(runner, settings, train_tab.Form(PRESET, "../x"))
+    assert runner.jobs() == []
+
+
+def test_the_view_shows_a_jobs_progress_from_its_files(settings):
+    runner = JobRunner(settings.output / ".jobs", settings.toolkit, settings.python)
+    assert train_tab.view(runner)[0] == "no job yet"
+    folder = settings.output / ".jobs" / "20261207-000000-00100"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps({"id": folder.name, "kind": "train", "argv": [], "folder": str(folder),
+                                                 "pid": 1, "created": 0.0, "started": "then"}))
+    events = [{"event": "start", "total_steps": 10}, *({"event": "step", "step": s, "epoch": 1, "loss": 1 / s,
+                                                         "lr": 1e-4, "it_s": 2.0, "eta_s": 5.0} for s in (1, 2, 3)),
+              {"event": "end", "step": 3, "interrupted": True}]
+    (folder / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (folder / "exit_code").write_text("130\n")
+    line, svg, sample, _, progress = train_tab.view(runner)
+    assert line.startswith(f"train job {folder.name}: **stopped**, step 3/10, epoch 1, loss 0.3333")
+    assert "2.00 it/s" in line and svg.count("<polyline") == 1 and sample is None
+
+
+def test_the_resume_list_is_the_runs_states_newest_first(settings):
+    for index, name in enumerate(("a-000001-state", "a-000002-state")):
+        state = settings.output / "run" / name
+        state.mkdir(parents=True)
+        (state / "progress.json").write_text("{}")
+        import os
+        os.utime(state / "progress.json", (1000 + index, 1000 + index))
+    assert [Path(s).name for s in train_tab.resume_choices(settings, "run")] == ["a-000002-state", "a-000001-state"]
+
+
+def test_the_webui_script_registers_the_tab_and_three_settings(monkeypatch, tmp_path):
+    """Stand-ins with the signatures of A1111's modules.script_callbacks, modules.shared and modules.sd_models."""
+    registered: dict[str, list] = {"ui_tabs": [], "ui_settings": []}
+    callbacks = types.SimpleNamespace(on_ui_tabs=registered["ui_tabs"].append,
+                                      on_ui_settings=registered["ui_settings"].append)
+
+    class OptionInfo:
+        def __init__(self, default=None, label="", component=None, component_args=None, onchange=None,
+                     section=None, refresh=None, comment_before="", comment_after="", infotext=None,
+                     restrict_api=False, category_id=None):
+            self.default, self.label, self.section = default, label, section
+
+    class Options:
+        def __init__(self):
+            self.data_labels = {}
+
+        def add_option(self, key, info):
+            self.data_labels[key] = info
+
+    shared = types.SimpleNamespace(opts=Options(), OptionInfo=OptionInfo)
+    info = types.SimpleNamespace(filename=str(tmp_path / "b.safetensors"), title="b.safetensors [0123456789]")
+    other = types.SimpleNamespace(filename=str(tmp_path / "a.safetensors"), title="a.safetensors [9876543210]")
+    sd_models = types.SimpleNamespace(checkpoints_list={info.title: info, other.title: other})
+    modules = types.ModuleType("modules")
+    modules.script_callbacks, modules.shared, modules.sd_models = callbacks, shared, sd_models
+    for name, module in (("modules", modules), ("modules.script_callbacks", callbacks), ("modules.shared", shared),
+                         ("modules.sd_models", sd_models)):
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("certain_script", ROOT / "extension" / "scripts" /
+                                                  "certain_strategy.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert len(registered["ui_tabs"]) == 1 and len(registered["ui_settings"]) == 1
+    registered["ui_settings"][0]()
+    options = shared.opts.data_labels
+    assert set(options) == set(KEYS.values()) and all(o.section == SECTION for o in options.values())
+    assert options[KEYS["toolkit"]].default == str(ROOT)
+    assert script.webui_checkpoints() == [other.filename, info.filename]
+
+
+def test_the_ui_builds_with_the_standalones_gradio(tmp_path):
+    python = ROOT / ".venv-ui" / "bin" / "python"
+    assert python.is_file(), "the standalone's environment is missing: run `bash setup.sh`"
+    code = ("import sys, json; sys.path.insert(0, 'extension')\n"
+            "from certain_strategy_ui.settings import UiSettings\nfrom certain_strategy_ui.ui import build_ui\n"
+            f"blocks = build_ui(UiSettings.from_values({{'output': {str(tmp_path)!r}}}), lambda: ['m.safetensors'])\n"
+            "import gradio\nprint(json.dumps([gradio.__version__, blocks.config['components']]))")
+    done = subprocess.run([str(python), "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    version, components = json.loads(done.stdout.splitlines()[-1])
+    labels = {c.get("props", {}).get("label") for c in components}
+    assert {"Train", "Base model (a checkpoint file)", "Args TOML (kohya keys; paste a forum config as it is)",
+            "Resume from a saved state (newest first)", "Latest sample"} <= labels
+    model = next(c for c in components if c.get("props", {}).get("label") == "Base model (a checkpoint file)")
+    assert "m.safetensors" in json.dumps(model["props"]["choices"])
+    assert version == (ROOT / "extension" / "requirements-ui.txt").read_text().split("==")[1].split()[0]
