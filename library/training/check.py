@@ -7,27 +7,20 @@ the plan it would train, printed. It writes nothing, so a UI can call it on ever
 from __future__ import annotations
 
 from ..config import LoadedConfig
-from ..errors import UserError
 
 
 def check_run(loaded: LoadedConfig, say=print) -> int:
-    from ..data.dataset import build_training_data
     from ..models.sd_model import describe_checkpoint
     from ..regularization.setup import plan_regularization
     from ..validation.setup import plan_measurements
     from .model_setup import base_model_source, family_notes
-    from .run import make_accelerator, resolve_run
+    from .run import make_accelerator, resolve_run, scan_data
 
     train = loaded.train
-    if loaded.datasets is None:
-        raise UserError("no training data: set train_data_dir (the parent of `10_name` folders), in_json with "
-                        "train_data_dir, or dataset_config.")
-    if not train.saving.output_dir:
-        raise UserError("output_dir is not set: where should checkpoints, samples and logs go?")
+    data = scan_data(loaded)
     config, notes = describe_checkpoint(base_model_source(train),
                                         v_parameterization=True if train.model.v_parameterization else None)
     notes += family_notes(train, config.family)
-    data = build_training_data(loaded.datasets, train, strict_data=train.certain.strict_data)
     say("\n".join(data.describe()))
     plan = resolve_run(train, loaded, data, make_accelerator(train), say)
     regularization = plan_regularization(train, data, say, is_main=False)  # is_main False: it writes nothing

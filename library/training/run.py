@@ -48,12 +48,7 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
     streams, validation, drift probes): they join the run's own, and are saved with its state.
     """
     train = loaded.train
-    if loaded.datasets is None:
-        raise UserError("no training data: set train_data_dir (the parent of `10_name` folders), in_json with "
-                        "train_data_dir, or dataset_config.")
-    if not train.saving.output_dir:
-        raise UserError("output_dir is not set: where should checkpoints, samples and logs go?")
-    data = build_training_data(loaded.datasets, train, strict_data=train.certain.strict_data)
+    data = scan_data(loaded)
     accelerator = make_accelerator(train)
     say = _printer(accelerator, train.logging.console_log_file)
     say(config_echo(train, loaded.notes + unsupported_notes(train), accelerator))
@@ -91,6 +86,16 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
         signal.signal(signal.SIGINT, previous)
     say("training finished." if finished else "training interrupted: a resumable state was saved (see above).")
     return 0 if finished else 130
+
+
+def scan_data(loaded: LoadedConfig) -> TrainingData:
+    """The training data, once the config says where it is and where the run's outputs go."""
+    if loaded.datasets is None:
+        raise UserError("no training data: set train_data_dir (the parent of `10_name` folders), in_json with "
+                        "train_data_dir, or dataset_config.")
+    if not loaded.train.saving.output_dir:
+        raise UserError("output_dir is not set: where should checkpoints, samples and logs go?")
+    return build_training_data(loaded.datasets, loaded.train, strict_data=loaded.train.certain.strict_data)
 
 
 @dataclass(frozen=True)
