@@ -11,6 +11,9 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q "$TORCH_SPEC"
 fi
 .venv/bin/python -m pip install -q -r requirements.txt -r requirements-dev.txt
-# The standalone UI's own environment (gradio and what it pins stay out of the toolkit's).
-[ -x .venv-ui/bin/python ] || "$PYTHON" -m venv .venv-ui
-.venv-ui/bin/python -m pip install -q -r extension/requirements-ui.txt
+# The standalone UI's own environment (gradio and what it pins stay out of the toolkit's), and two small ones with
+# the gradio of A1111 1.10 and of Forge, in which the tests build the tab.
+for ui in "" -a1111 -forge; do
+  [ -x ".venv-ui$ui/bin/python" ] || "$PYTHON" -m venv ".venv-ui$ui"
+  ".venv-ui$ui/bin/python" -m pip install -q -r "extension/requirements-ui$ui.txt"
+done

@@ -116,9 +116,12 @@ def test_the_webui_script_registers_the_tab_and_three_settings(monkeypatch, tmp_
     assert script.webui_checkpoints() == [other.filename, info.filename]
 
 
-def test_the_ui_builds_with_the_standalones_gradio(tmp_path):
-    python = ROOT / ".venv-ui" / "bin" / "python"
-    assert python.is_file(), "the standalone's environment is missing: run `bash setup.sh`"
+@pytest.mark.parametrize("env", ["", "-a1111", "-forge"])
+def test_the_ui_builds_with_each_gradio(env, tmp_path):
+    """The standalone's gradio, A1111 1.10's (3.41.2) and Forge's (4.40.0), each in the small environment setup.sh
+    makes from extension/requirements-ui{env}.txt."""
+    python = ROOT / f".venv-ui{env}" / "bin" / "python"
+    assert python.is_file(), f"{python.parent.parent.name} is missing: run `bash setup.sh`"
     code = ("import sys, json; sys.path.insert(0, 'extension')\n"
             "from certain_strategy_ui.settings import UiSettings\nfrom certain_strategy_ui.ui import build_ui\n"
             f"blocks = build_ui(UiSettings.from_values({{'output': {str(tmp_path)!r}}}), lambda: ['m.safetensors'])\n"
@@ -131,4 +134,5 @@ def test_the_ui_builds_with_the_standalones_gradio(tmp_path):
             "Resume from a saved state (newest first)", "Latest sample"} <= labels
     model = next(c for c in components if c.get("props", {}).get("label") == "Base model (a checkpoint file)")
     assert "m.safetensors" in json.dumps(model["props"]["choices"])
-    assert version == (ROOT / "extension" / "requirements-ui.txt").read_text().split("==")[1].split()[0]
+    pinned = (ROOT / "extension" / f"requirements-ui{env}.txt").read_text().split("gradio==")[1].split()[0]
+    assert version == pinned
