@@ -36,7 +36,7 @@ def test_validate_runs_the_check_on_the_form_and_names_the_tomls_line(settings, 
     assert report.startswith("check passed") and "steps: 132 (33 per epoch, 4 epoch(s))" in report
     assert f"--- plan ---" in report and str(settings.output / "first") in report
     typo = PRESET.replace("learning_rate = 5e-4", "learnig_rate = 5e-4")
-    line = typo.splitlines().index("learnig_rate = 5e-4                # high for a full fine-tune, as tiny models need") + 1
+    line = next(n for n, text in enumerate(typo.splitlines(), start=1) if text.startswith("learnig_rate"))
     report = train_tab.validate(settings, train_tab.Form(typo, "first", str(base)))
     assert report.startswith("check failed (exit 2)")
     assert f"error: config.toml:{line}: unknown key `learnig_rate`" in report and "learning_rate" in report
@@ -130,9 +130,34 @@ def test_the_ui_builds_with_each_gradio(env, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     version, components = json.loads(done.stdout.splitlines()[-1])
     labels = {c.get("props", {}).get("label") for c in components}
-    assert {"Train", "Base model (a checkpoint file)", "Args TOML (kohya keys; paste a forum config as it is)",
+    assert {"Train", "Runs", "Base model (a checkpoint file)", "Args TOML (kohya keys; paste a forum config as it is)",
             "Resume from a saved state (newest first)", "Latest sample"} <= labels
     model = next(c for c in components if c.get("props", {}).get("label") == "Base model (a checkpoint file)")
     assert "m.safetensors" in json.dumps(model["props"]["choices"])
     pinned = (ROOT / "extension" / f"requirements-ui{env}.txt").read_text().split("gradio==")[1].split()[0]
     assert version == pinned
+
+
+def test_the_runs_tab_lists_runs_newest_first_with_their_report_and_toml(settings):
+    import os
+    import shutil
+
+    from certain_strategy_ui import runs_tab
+
+    assert runs_tab.list_runs(settings) == []
+    for index, name in enumerate(("older", "newer")):
+        folder = settings.output / name
+        folder.mkdir(parents=True)
+        (folder / "checkpoints.json").write_text("{}")
+        os.utime(folder / "checkpoints.json", (1000 + index, 1000 + index))
+    (settings.output / "not-a-run").mkdir()
+    (settings.output / ".jobs").mkdir()
+    assert runs_tab.list_runs(settings) == ["newer", "older"]
+    folder = settings.output / "newer"
+    (folder / "report.md").write_text("# Training report\n")
+    (folder / "ui_config.toml").write_text("learning_rate = 1e-6\n")
+    shutil.copy(ROOT / "docs" / "validation_report.png", folder / "report.png")
+    report, plot, toml = runs_tab.run_details(settings, "newer")
+    assert report.startswith("# Training report") and plot == str(folder / "report.png")
+    assert toml == "learning_rate = 1e-6\n"
+    assert runs_tab.run_details(settings, "../../etc")[0] == "choose a run"

@@ -98,7 +98,8 @@ def test_auto_moves_the_shares_and_logs_them_each_epoch(merged):
 def test_the_weight_merge_is_the_weighted_sum_of_the_teachers(merged):
     a, b = (load_file(str(t)) for t in merged["teachers"])
     merge = load_file(str(merged["run"] / "weight_merge.safetensors"))
-    key = next(k for k in merge if k.startswith("model.diffusion_model.") and a[k].float().sub(b[k].float()).abs().max() > 0)
+    key = next(k for k in merge
+               if k.startswith("model.diffusion_model.") and a[k].float().sub(b[k].float()).abs().max() > 0)
     expected = 0.7 * a[key].float() + 0.3 * b[key].float()
     assert torch.allclose(merge[key].float(), expected, atol=2e-3)
 

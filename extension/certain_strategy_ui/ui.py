@@ -9,7 +9,7 @@ from typing import Callable
 
 import gradio as gr
 
-from . import train_tab
+from . import runs_tab, train_tab
 from .jobs import JobRunner
 from .settings import UiSettings
 
@@ -42,6 +42,18 @@ def build_ui(settings: UiSettings, checkpoints: Callable[[], list[str]] = lambda
                 plot = gr.HTML()
                 sample = gr.Image(label="Latest sample", type="filepath", interactive=False)
             log = gr.Textbox(label="Log (last lines)", lines=10, interactive=False)
+
+        with gr.Tab("Runs"):
+            with gr.Row():
+                past = gr.Dropdown(label="Run", choices=runs_tab.list_runs(settings), value=None)
+                refresh = gr.Button("Refresh the list")
+            report = gr.Markdown()
+            report_plot = gr.Image(label="Report", type="filepath", interactive=False)
+            run_toml = gr.Textbox(label="The run's TOML (copy it into a new run)", lines=12, interactive=False)
+
+        past.change(lambda name: runs_tab.run_details(settings, name or ""), inputs=[past],
+                    outputs=[report, report_plot, run_toml])
+        refresh.click(lambda: gr.update(choices=runs_tab.list_runs(settings)), inputs=[], outputs=[past])
 
         fields = [toml, run, model, dataset, resume]
 

@@ -1,0 +1,37 @@
+"""What the Runs tab shows, without gradio: the runs under the output folder, newest first, and for one its report
+(`report.md` and `report.png`, which the trainer rewrites at every save), a workflow's `merge.md`, and the TOML it
+was started with, to copy into a new run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .settings import UiSettings
+
+MARKS = ("checkpoints.json", "progress.jsonl", "ui_config.toml", "run.json")  # what makes a folder a run
+
+
+def list_runs(settings: UiSettings) -> list[str]:
+    """The runs' folder names, most recently changed first."""
+    if not settings.output.is_dir():
+        return []
+    runs = [folder for folder in settings.output.iterdir()
+            if folder.is_dir() and not folder.name.startswith(".") and any((folder / m).exists() for m in MARKS)]
+    return [folder.name for folder in sorted(runs, key=_changed, reverse=True)]
+
+
+def run_details(settings: UiSettings, name: str) -> tuple[str, str | None, str]:
+    """(the report as Markdown, the report plot, the run's TOML) of run `name`."""
+    folder = settings.output / name
+    if not name or folder.parent != settings.output or not folder.is_dir():
+        return "choose a run", None, ""
+    texts = [(folder / f).read_text(encoding="utf-8") for f in ("report.md", "merge.md") if (folder / f).is_file()]
+    report = "\n\n".join(texts) or "no report yet: it is written at the first save that has measurements"
+    plot = folder / "report.png"
+    config = folder / "ui_config.toml"
+    return report, (str(plot) if plot.is_file() else None), (config.read_text(encoding="utf-8")
+                                                              if config.is_file() else "")
+
+
+def _changed(folder: Path) -> float:
+    return max((folder / m).stat().st_mtime for m in MARKS if (folder / m).exists())
