@@ -130,7 +130,8 @@ def test_the_ui_builds_with_each_gradio(env, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     version, components = json.loads(done.stdout.splitlines()[-1])
     labels = {c.get("props", {}).get("label") for c in components}
-    assert {"Train", "Runs", "Base model (a checkpoint file)", "Args TOML (kohya keys; paste a forum config as it is)",
+    assert {"Train", "Runs", "Similarity", "Base model (a checkpoint file)",
+            "Args TOML (kohya keys; paste a forum config as it is)",
             "Resume from a saved state (newest first)", "Latest sample"} <= labels
     model = next(c for c in components if c.get("props", {}).get("label") == "Base model (a checkpoint file)")
     assert "m.safetensors" in json.dumps(model["props"]["choices"])
@@ -161,3 +162,21 @@ def test_the_runs_tab_lists_runs_newest_first_with_their_report_and_toml(setting
     assert report.startswith("# Training report") and plot == str(folder / "report.png")
     assert toml == "learning_rate = 1e-6\n"
     assert runs_tab.run_details(settings, "../../etc")[0] == "choose a run"
+
+
+def test_the_similarity_tab_shows_its_tables_and_reads_a_comparison_back_by_hash(settings, tmp_path, monkeypatch):
+    from certain_strategy_ui import similarity_tab
+
+    from library.models.sd_model import save_model
+    from library.tiny import build_random
+
+    base = ROOT / "models" / "tiny-world-sd1.safetensors"
+    other = save_model(build_random("tiny-world-sd1", seed=5), tmp_path / "random.safetensors")
+    table, blocks, heatmap = similarity_tab.compare(settings, str(base), [str(other)])
+    assert "| random.safetensors |" in table and "| model | IN01 |" in blocks and Path(heatmap).is_file()
+    percent = float(table.split("| random.safetensors |")[1].split("|")[1].strip().rstrip("%"))
+    assert 0 < percent < 99  # random weights against the trained ones
+    monkeypatch.setattr(similarity_tab.subprocess, "run", lambda *a, **k: pytest.fail("computed again"))
+    assert similarity_tab.compare(settings, str(base), [str(other)])[0] == table
+    assert similarity_tab.compare(settings, str(base), [str(tmp_path / "gone.safetensors")])[0].startswith(
+        "not found: ")

@@ -9,7 +9,7 @@ from typing import Callable
 
 import gradio as gr
 
-from . import runs_tab, train_tab
+from . import runs_tab, similarity_tab, train_tab
 from .jobs import JobRunner
 from .settings import UiSettings
 
@@ -42,6 +42,20 @@ def build_ui(settings: UiSettings, checkpoints: Callable[[], list[str]] = lambda
                 plot = gr.HTML()
                 sample = gr.Image(label="Latest sample", type="filepath", interactive=False)
             log = gr.Textbox(label="Log (last lines)", lines=10, interactive=False)
+
+        with gr.Tab("Similarity"):
+            with gr.Row():
+                sim_base = gr.Dropdown(label="Base model", choices=checkpoints(), value=None, allow_custom_value=True)
+                sim_others = gr.Dropdown(label="Models to compare with it", choices=checkpoints(), value=[],
+                                         multiselect=True)
+            sim_paths = gr.Textbox(label="More models, one path per line", lines=3)
+            sim_go = gr.Button("Compare", variant="primary")
+            sim_table = gr.Markdown()
+            sim_blocks = gr.Markdown()
+            sim_heatmap = gr.Image(label="Heatmap", type="filepath", interactive=False)
+        sim_go.click(lambda base, others, paths: similarity_tab.compare(
+            settings, base or "", [*(others or []), *(line.strip() for line in (paths or "").splitlines())]),
+                     inputs=[sim_base, sim_others, sim_paths], outputs=[sim_table, sim_blocks, sim_heatmap])
 
         with gr.Tab("Runs"):
             with gr.Row():
