@@ -138,12 +138,10 @@ def merge_weights(teachers: list[Path], given: tuple[float, ...]) -> list[float]
 def check_same_kind(base: Path, teachers: list[Path]) -> None:
     """Teachers of another model kind than the base (SD1 against SD2, another size) cannot be weight-merged or
     measured against it: say so before any training, from the files' headers."""
-    from ..models.checkpoint_files import read_tensor_file
-    from ..models.detect import fingerprint
+    from ..models.sd_model import describe_checkpoint
 
     def kind(path: Path) -> str:
-        family, channels, width, context = fingerprint(
-            {k: tuple(v.shape) for k, v in read_tensor_file(path)[0].items()}, str(path))
+        family, channels, width, context = describe_checkpoint(path)[0].fingerprint
         return f"{family}, {channels} input channels, width {width}, context {context}"
 
     kinds = {path: kind(path) for path in [base, *teachers]}
