@@ -180,3 +180,22 @@ def test_the_similarity_tab_shows_its_tables_and_reads_a_comparison_back_by_hash
     assert similarity_tab.compare(settings, str(base), [str(other)])[0] == table
     assert similarity_tab.compare(settings, str(base), [str(tmp_path / "gone.safetensors")])[0].startswith(
         "not found: ")
+
+
+def test_start_while_a_job_runs_leaves_the_runs_config_alone(settings):
+    import os
+
+    import psutil
+
+    me = psutil.Process(os.getpid())  # this process stands in for the running job
+    folder = settings.output / ".jobs" / "20261207-000000-00100"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps({"id": folder.name, "kind": "train", "argv": [], "folder": str(folder),
+                                                 "pid": me.pid, "created": me.create_time(), "started": "now"}))
+    config = settings.output / "busy" / "ui_config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("learning_rate = 1e-6\n")
+    runner = JobRunner(settings.output / ".jobs", settings.toolkit, settings.python)
+    message = train_tab.start(runner, settings, train_tab.Form("learning_rate = 1.0\n", "busy"))
+    assert message.startswith(f"one job at a time: the train job {folder.name}")
+    assert config.read_text() == "learning_rate = 1e-6\n"

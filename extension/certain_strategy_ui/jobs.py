@@ -82,10 +82,7 @@ class JobRunner:
     # ---- starting ----------------------------------------------------------------------------------------
     def start(self, kind: str, script: str, args: list[str], progress: bool = False) -> Job:
         """Start `script` (a file of the toolkit) with `args`; `progress`: pass it a JSON-lines progress file."""
-        running = self.current()
-        if running is not None:
-            raise JobError(f"one job at a time: the {running.kind} job {running.id} (started {running.started}) is "
-                           f"still running; stop it or wait for it to end")
+        self.check_free()
         path = (self.toolkit / script).resolve()
         if not path.is_file() or self.toolkit.resolve() not in path.parents:
             raise JobError(f"{script}: not a script of the toolkit in {self.toolkit}")
@@ -103,6 +100,13 @@ class JobRunner:
                   time.strftime("%Y-%m-%d %H:%M:%S"))
         _write_json(folder / JOB_FILE, {**asdict(job), "folder": str(folder)})
         return job
+
+    def check_free(self) -> None:
+        """Raise JobError while a job runs: one job at a time."""
+        running = self.current()
+        if running is not None:
+            raise JobError(f"one job at a time: the {running.kind} job {running.id} (started {running.started}) is "
+                           f"still running; stop it or wait for it to end")
 
     # ---- finding -----------------------------------------------------------------------------------------
     def jobs(self) -> list[Job]:

@@ -68,6 +68,7 @@ def start(runner: JobRunner, settings: UiSettings, form: Form) -> str:
         return "\n".join(problems)
     try:
         folder = run_folder(settings, form.run)
+        runner.check_free()  # before the config is written: a running run's own must not be overwritten
         job = runner.start("train", "train_certain.py", job_args(settings, form, folder / "ui_config.toml"),
                            progress=True)
     except JobError as e:
