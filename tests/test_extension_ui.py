@@ -51,7 +51,7 @@ def test_a_run_name_that_is_not_a_folder_name_is_refused(settings):
 
 def test_the_view_shows_a_jobs_progress_from_its_files(settings):
     runner = JobRunner(settings.output / ".jobs", settings.toolkit, settings.python)
-    assert train_tab.view(runner)[0] == "no job yet"
+    assert train_tab.view(runner)[0] == "no training job yet"
     folder = settings.output / ".jobs" / "20261207-000000-00100"
     folder.mkdir(parents=True)
     (folder / "job.json").write_text(json.dumps({"id": folder.name, "kind": "train", "argv": [], "folder": str(folder),
@@ -98,7 +98,10 @@ def test_the_webui_script_registers_the_tab_and_three_settings(monkeypatch, tmp_
     shared = types.SimpleNamespace(opts=Options(), OptionInfo=OptionInfo)
     info = types.SimpleNamespace(filename=str(tmp_path / "b.safetensors"), title="b.safetensors [0123456789]")
     other = types.SimpleNamespace(filename=str(tmp_path / "a.safetensors"), title="a.safetensors [9876543210]")
-    sd_models = types.SimpleNamespace(checkpoints_list={info.title: info, other.title: other})
+    moved = []
+    sd_models = types.SimpleNamespace(checkpoints_list={info.title: info, other.title: other},
+                                      unload_model_weights=lambda sd_model=None, info=None: moved.append("cpu"),
+                                      send_model_to_device=lambda m: moved.append(("device", m)))
     modules = types.ModuleType("modules")
     modules.script_callbacks, modules.shared, modules.sd_models = callbacks, shared, sd_models
     for name, module in (("modules", modules), ("modules.script_callbacks", callbacks), ("modules.shared", shared),
@@ -114,6 +117,11 @@ def test_the_webui_script_registers_the_tab_and_three_settings(monkeypatch, tmp_
     assert set(options) == set(KEYS.values()) and all(o.section == SECTION for o in options.values())
     assert options[KEYS["toolkit"]].default == str(ROOT)
     assert script.webui_checkpoints() == [other.filename, info.filename]
+    script.reload_webui_model()  # no model loaded: nothing to move
+    shared.sd_model = "the loaded model"
+    script.free_webui_model()
+    script.reload_webui_model()
+    assert moved == ["cpu", ("device", "the loaded model")]
 
 
 @pytest.mark.parametrize("env", ["", "-a1111", "-forge"])
@@ -130,7 +138,9 @@ def test_the_ui_builds_with_each_gradio(env, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     version, components = json.loads(done.stdout.splitlines()[-1])
     labels = {c.get("props", {}).get("label") for c in components}
-    assert {"Train", "Runs", "Similarity", "Base model (a checkpoint file)",
+    assert {"Train", "Regularization images", "Similarity", "Compare", "Runs", "Base model (a checkpoint file)",
+            "Newest images of the set", "Grid (rows: prompts, columns: models)",
+            "Free the WebUI's model while training (reloaded when the job ends)",
             "Args TOML (kohya keys; paste a forum config as it is)",
             "Resume from a saved state (newest first)", "Latest sample"} <= labels
     model = next(c for c in components if c.get("props", {}).get("label") == "Base model (a checkpoint file)")

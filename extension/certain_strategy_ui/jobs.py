@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 
 JOB_FILE, LOG_FILE, PROGRESS_FILE, EXIT_FILE = "job.json", "log.txt", "progress.jsonl", "exit_code"
+STOP_FILE = "stop_requested"  # written by Stop: a job without progress events that then exits non-zero was stopped
 
 
 class JobError(Exception):
@@ -40,6 +41,10 @@ class Job:
     pid: int
     created: float  # the process's creation time: with the pid, it names the process
     started: str
+
+    def flag(self, name: str) -> str | None:
+        """The value the job's command line gives to flag `name` (None when it is not there)."""
+        return next((value for flag, value in zip(self.argv, self.argv[1:]) if flag == name), None)
 
     @property
     def progress_file(self) -> Path:
@@ -121,6 +126,13 @@ class JobRunner:
         """The running job, if any (a page that lost it finds it here)."""
         return next((job for job in self.jobs() if self.is_running(job)), None)
 
+    def latest(self, kind: str) -> Job | None:
+        """The running job if it is of `kind`, else the newest job of `kind` (what that kind's tab shows)."""
+        running = self.current()
+        if running is not None and running.kind == kind:
+            return running
+        return next((job for job in self.jobs() if job.kind == kind), None)
+
     def is_running(self, job: Job) -> bool:
         process = self._spawned.get(job.id)
         if process is not None:
@@ -137,14 +149,17 @@ class JobRunner:
         running = self.is_running(job)
         code = self._exit_code(job)
         ended = next((e for e in reversed(events) if e["event"] == "end"), None)
+        stopped = (job.folder / STOP_FILE).exists()
         if running:
             state = "running"
-        elif code not in (None, 0) and not (ended and ended.get("interrupted") and code == 130):
-            state = "failed"
-        elif ended is not None:
+        elif ended is not None and code in (None, 0, 130) and (code != 130 or ended.get("interrupted")):
             state = "stopped" if ended.get("interrupted") else "finished"
-        else:  # no end event: fine for a script without progress that exited 0, else it died
-            state = "finished" if code == 0 and not job.progress_file.exists() else "failed"
+        elif code == 0 and not job.progress_file.exists():  # a script without progress events that ended well
+            state = "finished"
+        elif code is not None and code != 0 and stopped and not job.progress_file.exists():
+            state = "stopped"  # Stop ended a script that has no resumable-state event (its set resumes by itself)
+        else:  # an error exit, or gone without a word
+            state = "failed"
         view = Progress(state, exit_code=code, log_tail=_tail(job.log_file, tail))
         for event in events:
             kind = event["event"]
@@ -174,10 +189,20 @@ class JobRunner:
         exits; `at_once` (a second stop) is SIGTERM, for a job that does not answer."""
         if not self.is_running(job):
             raise JobError(f"job {job.id} is not running")
+        (job.folder / STOP_FILE).touch()
         try:
             os.killpg(job.pid, signal.SIGTERM if at_once else signal.SIGINT)
         except ProcessLookupError:
             pass
+
+    def stop_current(self) -> str:
+        """Stop the running job, whatever its kind (every tab's Stop button); what happens, in words."""
+        job = self.current()
+        if job is None:
+            return "no job is running"
+        self.stop(job)
+        return (f"stopping the {job.kind} job {job.id}: it keeps what it has done (training saves a resumable "
+                f"state after its current step) and ends")
 
     def wait(self, job: Job, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the job to end; True when it has."""

@@ -5,15 +5,16 @@ Start (a job), Stop, and the view of the running or last job that the page polls
 from __future__ import annotations
 
 import html
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from .fields import existing_path, folder_name
 from .jobs import JobError, JobRunner, Progress, states_of
 from .settings import UiSettings
 
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+KIND = "train"
 
 
 @dataclass(frozen=True)
@@ -28,21 +29,20 @@ class Form:
 
 
 def run_folder(settings: UiSettings, run: str) -> Path:
-    if not RUN_NAME.match(run or ""):
-        raise JobError(f"run name {run!r}: use letters, digits, '.', '_' or '-' (up to 64), e.g. my-anime-ft")
-    return settings.output / run
+    return settings.output / folder_name(run, "run name")
 
 
 def job_args(settings: UiSettings, form: Form, config: Path) -> list[str]:
     """train_certain.py's arguments: the TOML as written to `config`, the run's output folder, and the fields
-    that override it."""
+    that override it (resolved; each must exist)."""
+    args = ["--config_file", str(config), "--output_dir", str(run_folder(settings, form.run))]
+    for flag, value, what, folder in (("--pretrained_model_name_or_path", form.model, "base model", None),
+                                      ("--train_data_dir", form.dataset, "dataset folder", True),
+                                      ("--resume", form.resume, "saved state", True)):
+        if value.strip():
+            args += [flag, str(existing_path(value, what, folder))]
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(form.toml, encoding="utf-8")
-    args = ["--config_file", str(config), "--output_dir", str(run_folder(settings, form.run))]
-    for flag, value in (("--pretrained_model_name_or_path", form.model), ("--train_data_dir", form.dataset),
-                        ("--resume", form.resume)):
-        if value.strip():
-            args += [flag, str(Path(value.strip()).expanduser().resolve())]
     return args
 
 
@@ -62,34 +62,50 @@ def validate(settings: UiSettings, form: Form, timeout: float = 300) -> str:
     return f"{verdict}\n\n{done.stdout}{done.stderr}".replace(str(config), "config.toml")
 
 
-def start(runner: JobRunner, settings: UiSettings, form: Form) -> str:
+class WebuiModel:
+    """The WebUI's loaded model, freed while a training job runs (the Train tab's option) and reloaded when it ends:
+    `free` and `reload` are the WebUI's own calls (A1111: `sd_models.unload_model_weights` and
+    `send_model_to_device`); the page's polling calls `reload_when_idle`."""
+
+    def __init__(self, free: Callable[[], None], reload: Callable[[], None]) -> None:
+        self.free, self.reload, self.freed = free, reload, False
+
+    def free_for_training(self) -> None:
+        self.free()
+        self.freed = True
+
+    def reload_when_idle(self, runner: JobRunner) -> bool:
+        """Reload the model once no job runs; True when it did."""
+        if not self.freed or runner.current() is not None:
+            return False
+        self.freed = False
+        self.reload()
+        return True
+
+
+def start(runner: JobRunner, settings: UiSettings, form: Form, webui_model: WebuiModel | None = None) -> str:
+    """Start the training job; with `webui_model`, free the WebUI's model first (reloaded when the job ends)."""
     problems = settings.check()
     if problems:
         return "\n".join(problems)
     try:
         folder = run_folder(settings, form.run)
         runner.check_free()  # before the config is written: a running run's own must not be overwritten
-        job = runner.start("train", "train_certain.py", job_args(settings, form, folder / "ui_config.toml"),
-                           progress=True)
+        args = job_args(settings, form, folder / "ui_config.toml")
+        if webui_model is not None:
+            webui_model.free_for_training()
+        job = runner.start(KIND, "train_certain.py", args, progress=True)
     except JobError as e:
         return str(e)
-    return f"started job {job.id}: {form.run}" + (f", resuming {Path(form.resume).name}" if form.resume else "")
-
-
-def stop(runner: JobRunner) -> str:
-    job = runner.current()
-    if job is None:
-        return "no job is running"
-    runner.stop(job)
-    return f"stopping job {job.id} after its current step; a resumable state is saved"
+    freed = "; the WebUI's model is freed until it ends" if webui_model is not None else ""
+    return f"started job {job.id}: {form.run}" + (f", resuming {Path(form.resume).name}" if form.resume else "") + freed
 
 
 def view(runner: JobRunner) -> tuple[str, str, str | None, str, Progress | None]:
-    """(status line, loss plot as SVG, latest sample image, log tail, progress) of the running or last job."""
-    jobs = runner.jobs()
-    if not jobs:
-        return "no job yet", "", None, "", None
-    job = runner.current() or jobs[0]
+    """(status line, loss plot as SVG, latest sample image, log tail, progress) of the running or last training."""
+    job = runner.latest(KIND)
+    if job is None:
+        return "no training job yet", "", None, "", None
     p = runner.progress(job)
     eta = f", ETA {p.eta_s / 60:.1f} min" if p.eta_s and p.eta_s == p.eta_s else ""
     rate = f", {p.it_s:.2f} it/s" if p.it_s else ""

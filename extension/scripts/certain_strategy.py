@@ -29,10 +29,23 @@ def webui_checkpoints() -> list[str]:
     return sorted(info.filename for info in sd_models.checkpoints_list.values())
 
 
+def free_webui_model() -> None:
+    """Off the GPU while training runs (A1111 1.10: to the CPU; Forge: unloaded, loaded again on demand)."""
+    sd_models.unload_model_weights()
+
+
+def reload_webui_model() -> None:
+    """Back on the GPU (what A1111's reload button does); a no-op in Forge, which loads on demand."""
+    if getattr(shared, "sd_model", None) is not None:
+        sd_models.send_model_to_device(shared.sd_model)
+
+
 def on_ui_tabs():
+    from certain_strategy_ui.train_tab import WebuiModel
     from certain_strategy_ui.ui import build_ui
 
-    return [(build_ui(current_settings(), webui_checkpoints), "Certain Strategy", "certain_strategy")]
+    blocks = build_ui(current_settings(), webui_checkpoints, WebuiModel(free_webui_model, reload_webui_model))
+    return [(blocks, "Certain Strategy", "certain_strategy")]
 
 
 script_callbacks.on_ui_settings(on_ui_settings)
