@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,7 +30,11 @@ def settings(tmp_path) -> UiSettings:
 
 @pytest.fixture
 def runner(settings) -> JobRunner:
-    return JobRunner(settings.output / ".jobs", settings.toolkit, settings.python)
+    runner = JobRunner(settings.output / ".jobs", settings.toolkit, settings.python)
+    yield runner
+    for job in runner.jobs():  # a failed test leaves no job running
+        if runner.is_running(job):
+            os.killpg(job.pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -30,7 +30,12 @@ def train_args(tmp_path_factory) -> dict:
             "--output_dir", str(root / "out"), "--resolution", "64", "--train_batch_size", "2", "--seed", "1",
             "--save_every_n_steps", "3", "--save_state", "--cache_latents", "--max_data_loader_n_workers", "0",
             "--clip_skip", "2", "--stop_text_encoder_training", "-1", "--learning_rate", "1e-4"]
-    return {"root": root, "args": args, "out": root / "out"}
+    yield {"root": root, "args": args, "out": root / "out"}
+    for record in root.glob("*/*/job.json"):  # a failed test leaves no job running
+        runner = JobRunner(record.parent.parent, ROOT)
+        job = next(j for j in runner.jobs() if j.folder == record.parent)
+        if runner.is_running(job):
+            os.killpg(job.pid, signal.SIGKILL)
 
 
 def wait_for(condition, timeout: float = 120) -> None:
