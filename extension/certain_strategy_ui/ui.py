@@ -28,20 +28,23 @@ def build_ui(settings: UiSettings, checkpoints: Callable[[], list[str]] = lambda
             with gr.Row():
                 model = gr.Dropdown(label="Base model (a checkpoint file)", choices=checkpoints(), value=None,
                                     allow_custom_value=True)
-                dataset = gr.Textbox(label="Dataset folder (train_data_dir, holds `10_name` folders)")
+                dataset = gr.Textbox(label="Dataset folder (train_data_dir, holds `10_name` folders)",
+                                     elem_id="certain_strategy_dataset")
                 run = gr.Textbox(label="Run name (folder under the output folder)", value="my-run")
             with gr.Row():
                 preset = gr.Dropdown(label="Preset", choices=list(presets), value=None)
-                resume = gr.Dropdown(label="Resume from a saved state (newest first)", choices=[], value=None)
+                resume = gr.Dropdown(label="Resume from a saved state (newest first)", choices=[], value=None,
+                                     elem_id="certain_strategy_resume")
+                states = gr.Button("Refresh the states", elem_id="certain_strategy_states")
             toml = gr.Textbox(label="Args TOML (kohya keys; paste a forum config as it is)", lines=18,
                               elem_id="certain_strategy_toml")
             free_model = gr.Checkbox(label="Free the WebUI's model while training (reloaded when the job ends)",
                                      value=False, visible=webui_model is not None)
             with gr.Row():
-                validate = gr.Button("Validate")
-                start = gr.Button("Start", variant="primary")
-                stop = gr.Button("Stop")
-            message = gr.Textbox(label="Messages", lines=8, interactive=False)
+                validate = gr.Button("Validate", elem_id="certain_strategy_validate")
+                start = gr.Button("Start", variant="primary", elem_id="certain_strategy_start")
+                stop = gr.Button("Stop", elem_id="certain_strategy_stop")
+            message = gr.Textbox(label="Messages", lines=8, interactive=False, elem_id="certain_strategy_message")
             status = gr.Markdown("no training job yet", elem_id="certain_strategy_status")
             with gr.Row():
                 plot = gr.HTML()
@@ -124,8 +127,9 @@ def build_ui(settings: UiSettings, checkpoints: Callable[[], list[str]] = lambda
 
         preset.change(lambda name: presets[name].read_text(encoding="utf-8") if name in presets else gr.update(),
                       inputs=[preset], outputs=[toml])
-        run.change(lambda name: gr.update(choices=train_tab.resume_choices(settings, name or ""), value=None),
-                   inputs=[run], outputs=[resume])
+        for event in (run.change, states.click):
+            event(lambda name: gr.update(choices=train_tab.resume_choices(settings, name or ""), value=None),
+                  inputs=[run], outputs=[resume])
         validate.click(lambda *values: train_tab.validate(settings, form(*values)), inputs=fields, outputs=[message])
         start.click(lambda free, *values: train_tab.start(runner, settings, form(*values),
                                                           webui_model if free else None),
