@@ -110,6 +110,15 @@ class Page:
         field = self.driver.find_elements("css selector", f"#{elem_id} textarea, #{elem_id} input")
         return field[0].get_attribute("value") if field else self.element(f"#{elem_id}").text
 
+    def enter(self, elem_id: str, text: str) -> None:
+        """Type a value of one's own into a dropdown (a checkpoint path) and confirm it with Enter."""
+        from selenium.webdriver.common.keys import Keys
+
+        field = self.element(f"#{elem_id} input")
+        field.click()
+        field.send_keys(text, Keys.ENTER)
+        field.send_keys(Keys.ESCAPE)
+
     def choose_first(self, elem_id: str) -> str:
         """Open a dropdown and pick its first option; returns the option's text."""
         from selenium.webdriver.common.by import By

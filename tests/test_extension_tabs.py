@@ -119,7 +119,7 @@ def test_the_compare_tab_runs_the_comparable_analysis_of_two_models(settings, ru
     assert runner.wait(job, 180)
     line, grid, _ = compare_tab.view(runner)
     folder = settings.output / "compare" / "look"
-    assert line.startswith(f"compare job {job.id}: **finished**, 4 image(s) so far; the grid and")
+    assert line.startswith(f"compare job {job.id}: **finished**, 4 image(s); the grid and")
     assert grid == str(folder / "grid.png") and (folder / "index.html").is_file()
     assert (folder / "prompts.txt").read_text(encoding="utf-8") == prompts
     from PIL import Image

@@ -58,12 +58,15 @@ def test_the_view_shows_a_jobs_progress_from_its_files(settings):
                                                  "pid": 1, "created": 0.0, "started": "then"}))
     events = [{"event": "start", "total_steps": 10}, *({"event": "step", "step": s, "epoch": 1, "loss": 1 / s,
                                                          "lr": 1e-4, "it_s": 2.0, "eta_s": 5.0} for s in (1, 2, 3)),
+              {"event": "sample", "step": 3, "files": [str(folder / "a.png")], "grid": str(folder / "grid.png")},
               {"event": "end", "step": 3, "interrupted": True}]
+    for name in ("a.png", "grid.png"):
+        (folder / name).write_bytes(b"")
     (folder / "progress.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     (folder / "exit_code").write_text("130\n")
     line, svg, sample, _, progress = train_tab.view(runner)
     assert line.startswith(f"train job {folder.name}: **stopped**, step 3/10, epoch 1, loss 0.3333")
-    assert "2.00 it/s" in line and svg.count("<polyline") == 1 and sample is None
+    assert "2.00 it/s" in line and svg.count("<polyline") == 1 and sample == str(folder / "grid.png")
 
 
 def test_the_resume_list_is_the_runs_states_newest_first(settings):

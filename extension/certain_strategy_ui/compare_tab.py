@@ -72,6 +72,7 @@ def view(runner: JobRunner) -> tuple[str, str | None, str]:
     images = len(list(folder.glob("*/*.png")))
     grid = folder / "grid.png"
     done = grid.is_file() and progress.state == "finished"
-    line = (f"{KIND} job {job.id}: **{progress.state}**, {images} image(s) so far" +
+    line = (f"{KIND} job {job.id}: **{progress.state}**, {images} image(s)" +
+            (" so far" if progress.state == "running" else "") +
             (f"; the grid and `{folder / 'index.html'}` (every image with its infotext)" if done else ""))
     return line, (str(grid) if done else None), "\n".join(progress.log_tail)

@@ -169,8 +169,8 @@ class JobRunner:
                 view.step, view.epoch, view.loss, view.lr = event["step"], event["epoch"], event["loss"], event["lr"]
                 view.it_s, view.eta_s = event.get("it_s"), event.get("eta_s")
                 view.losses.append((event["step"], event["loss"]))
-            elif kind == "sample":
-                view.samples.append(str(event.get("path", "")))
+            elif kind == "sample":  # the trainer's sample event: the step's images and their grid
+                view.samples.append(str(event.get("grid") or (event.get("files") or [""])[-1]))
             elif kind in ("save", "state"):
                 view.saved.append(str(event["path"]))
         return view

@@ -54,21 +54,24 @@ def build_ui(settings: UiSettings, checkpoints: Callable[[], list[str]] = lambda
         with gr.Tab("Regularization images"):
             with gr.Row():
                 reg_model = gr.Dropdown(label="Model that draws the set", choices=checkpoints(), value=None,
-                                        allow_custom_value=True)
+                                        allow_custom_value=True, elem_id="certain_strategy_reg_model")
                 reg_mode = gr.Radio(label="Mode", choices=list(images_tab.MODES), value=images_tab.MODES[0])
-                reg_name = gr.Textbox(label="Set name (folder under reg_images/, e.g. 1_girl)", value="1_words")
-            reg_source = gr.Textbox(label="Word list (tag CSV, `word count` file or dataset folder) or class prompt")
+                reg_name = gr.Textbox(label="Set name (folder under reg_images/, e.g. 1_girl)", value="1_words",
+                                      elem_id="certain_strategy_reg_name")
+            reg_source = gr.Textbox(label="Word list (tag CSV, `word count` file or dataset folder) or class prompt",
+                                    elem_id="certain_strategy_reg_source")
             with gr.Row():
-                reg_count = gr.Number(label="Images in the set", value=200, precision=0)
-                reg_steps = gr.Number(label="Steps", value=28, precision=0)
+                reg_count = gr.Number(label="Images in the set", value=200, precision=0,
+                                      elem_id="certain_strategy_reg_count")
+                reg_steps = gr.Number(label="Steps", value=28, precision=0, elem_id="certain_strategy_reg_steps")
                 reg_sampler = gr.Dropdown(label="Sampler", choices=list(images_tab.SAMPLERS), value="Euler a")
                 reg_cfg = gr.Number(label="CFG scale", value=7)
                 reg_seed = gr.Number(label="Seed (a set resumes with its own)", value=1, precision=0)
-                reg_width = gr.Number(label="Width", value=512, precision=0)
-                reg_height = gr.Number(label="Height", value=512, precision=0)
+                reg_width = gr.Number(label="Width", value=512, precision=0, elem_id="certain_strategy_reg_width")
+                reg_height = gr.Number(label="Height", value=512, precision=0, elem_id="certain_strategy_reg_height")
             reg_negative = gr.Textbox(label="Negative prompt")
             with gr.Row():
-                reg_start = gr.Button("Generate", variant="primary")
+                reg_start = gr.Button("Generate", variant="primary", elem_id="certain_strategy_reg_start")
                 reg_stop = gr.Button("Stop")
             reg_message = gr.Textbox(label="Messages", lines=3, interactive=False)
             reg_status = gr.Markdown("no regularization images job yet", elem_id="certain_strategy_reg_status")
@@ -80,7 +83,8 @@ def build_ui(settings: UiSettings, checkpoints: Callable[[], list[str]] = lambda
                 sim_base = gr.Dropdown(label="Base model", choices=checkpoints(), value=None, allow_custom_value=True)
                 sim_others = gr.Dropdown(label="Models to compare with it", choices=checkpoints(), value=[],
                                          multiselect=True)
-            sim_paths = gr.Textbox(label="More models, one path per line", lines=3, elem_id="certain_strategy_sim_paths")
+            sim_paths = gr.Textbox(label="More models, one path per line", lines=3,
+                                   elem_id="certain_strategy_sim_paths")
             sim_go = gr.Button("Compare", variant="primary", elem_id="certain_strategy_sim_go")
             sim_table = gr.Markdown(elem_id="certain_strategy_sim_table")
             sim_blocks = gr.Markdown()
@@ -90,28 +94,34 @@ def build_ui(settings: UiSettings, checkpoints: Callable[[], list[str]] = lambda
             with gr.Row():
                 cmp_models = gr.Dropdown(label="Models (the grid's columns)", choices=checkpoints(), value=[],
                                          multiselect=True)
-                cmp_name = gr.Textbox(label="Comparison name (folder under compare/)", value="comparison")
-            cmp_paths = gr.Textbox(label="More models, one path per line", lines=2)
+                cmp_name = gr.Textbox(label="Comparison name (folder under compare/)", value="comparison",
+                                      elem_id="certain_strategy_cmp_name")
+            cmp_paths = gr.Textbox(label="More models, one path per line", lines=2,
+                                   elem_id="certain_strategy_cmp_paths")
             with gr.Row():
                 cmp_file = gr.Dropdown(label="Prompt file", choices=list(prompt_files),
                                        value=next(iter(prompt_files), None))
-                cmp_size = gr.Textbox(label="Size override (WxH, quick looks; empty: each prompt's)")
-                cmp_steps = gr.Textbox(label="Steps override (empty: each prompt's)")
+                cmp_size = gr.Textbox(label="Size override (WxH, quick looks; empty: each prompt's)",
+                                      elem_id="certain_strategy_cmp_size")
+                cmp_steps = gr.Textbox(label="Steps override (empty: each prompt's)",
+                                       elem_id="certain_strategy_cmp_steps")
             cmp_prompts = gr.Textbox(label="Prompts: infotext blocks separated by blank lines (A1111 settings each)",
                                      lines=12, value=next((p.read_text(encoding="utf-8") for p in
-                                                           prompt_files.values()), ""))
+                                                           prompt_files.values()), ""),
+                                     elem_id="certain_strategy_cmp_prompts")
             with gr.Row():
-                cmp_start = gr.Button("Generate the grid", variant="primary")
+                cmp_start = gr.Button("Generate the grid", variant="primary", elem_id="certain_strategy_cmp_start")
                 cmp_stop = gr.Button("Stop")
             cmp_message = gr.Textbox(label="Messages", lines=3, interactive=False)
-            cmp_status = gr.Markdown("no comparison yet")
+            cmp_status = gr.Markdown("no comparison yet", elem_id="certain_strategy_cmp_status")
             cmp_grid = gr.Image(label="Grid (rows: prompts, columns: models)", type="filepath", interactive=False)
             cmp_log = gr.Textbox(label="Log (last lines)", lines=6, interactive=False)
 
         with gr.Tab("Runs"):
             with gr.Row():
-                past = gr.Dropdown(label="Run", choices=runs_tab.list_runs(settings), value=None)
-                refresh = gr.Button("Refresh the list")
+                past = gr.Dropdown(label="Run", choices=runs_tab.list_runs(settings), value=None,
+                                   elem_id="certain_strategy_runs")
+                refresh = gr.Button("Refresh the list", elem_id="certain_strategy_runs_refresh")
             report = gr.Markdown()
             report_plot = gr.Image(label="Report", type="filepath", interactive=False)
             run_toml = gr.Textbox(label="The run's TOML (copy it into a new run)", lines=12, interactive=False)
