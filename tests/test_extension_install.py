@@ -16,13 +16,20 @@ def test_only_missing_requirements_are_installed_and_never_what_the_webui_brings
                                                         "transformers==4.30.2\nlion_pytorch==0.1.2\n")
     pinned = install.pinned_names(tmp_path)
     assert pinned == {"gitpython", "pillow", "transformers", "lion-pytorch"}
-    requirements = install.toolkit_requirements(ROOT)
+    (tmp_path / "requirements.txt").write_text("diffusers>=0.32  # a comment\nprodigyopt>=1.0\ntorch>=2.6,<3\n"
+                                               "numpy>=1.24\npillow>=10\ntransformers>=4.44\nlion-pytorch>=0.2\n"
+                                               "accelerate>=0.33\ntqdm\ntomli>=2; python_version < \"3.11\"\n")
+    requirements = install.read_requirements(tmp_path / "requirements.txt")
     present = {"accelerate", "tqdm"}
     wanted = install.to_install(requirements, lambda name: name in present, pinned)
-    names = {install.canonical(line.split(">")[0].split("<")[0].split("=")[0]) for line in wanted}
-    assert "diffusers" in names and "prodigyopt" in names  # missing: installed
-    assert not names & {"torch", "numpy", "pillow", "transformers", "lion-pytorch", "accelerate", "tqdm"}
-    assert not any("tomli" in line for line in wanted)  # its marker (python < 3.11) is false here
+    assert wanted == ["diffusers>=0.32", "prodigyopt>=1.0"]  # missing: installed; the rest never
+    assert not any("tomli" in line for line in requirements)  # its marker (python < 3.11) is false here
+
+
+def test_the_webui_gets_only_what_the_tab_needs_not_the_training_packages():
+    """The jobs run with the toolkit's .venv; the WebUI's environment gets the tab's own needs (psutil) only."""
+    wanted = install.read_requirements(ROOT / "extension" / "requirements-tab.txt")
+    assert [install.canonical(line.split(">")[0]) for line in wanted] == ["psutil"]
 
 
 def test_pip_runs_with_the_webuis_present_packages_held_at_their_versions():

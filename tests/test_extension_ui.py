@@ -103,6 +103,7 @@ def test_the_webui_script_registers_the_tab_and_three_settings(monkeypatch, tmp_
     other = types.SimpleNamespace(filename=str(tmp_path / "a.safetensors"), title="a.safetensors [9876543210]")
     moved = []
     sd_models = types.SimpleNamespace(checkpoints_list={info.title: info, other.title: other},
+                                      model_data=types.SimpleNamespace(sd_model=None),
                                       unload_model_weights=lambda sd_model=None, info=None: moved.append("cpu"),
                                       send_model_to_device=lambda m: moved.append(("device", m)))
     modules = types.ModuleType("modules")
@@ -120,8 +121,10 @@ def test_the_webui_script_registers_the_tab_and_three_settings(monkeypatch, tmp_
     assert set(options) == set(KEYS.values()) and all(o.section == SECTION for o in options.values())
     assert options[KEYS["toolkit"]].default == str(ROOT)
     assert script.webui_checkpoints() == [other.filename, info.filename]
-    script.reload_webui_model()  # no model loaded: nothing to move
-    shared.sd_model = "the loaded model"
+    script.free_webui_model()  # no model loaded: none is loaded just to be freed
+    script.reload_webui_model()
+    assert moved == []
+    sd_models.model_data.sd_model = "the loaded model"
     script.free_webui_model()
     script.reload_webui_model()
     assert moved == ["cpu", ("device", "the loaded model")]

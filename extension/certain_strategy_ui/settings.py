@@ -25,7 +25,7 @@ class UiSettings:
     def defaults(cls) -> UiSettings:
         toolkit = Path(__file__).resolve().parents[2]  # extension/certain_strategy_ui/ -> the checkout
         venv = toolkit / ".venv" / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
-        return cls(toolkit, str(venv) if venv.is_file() else sys.executable, toolkit / "ui_runs")
+        return cls(toolkit, str(venv), toolkit / "ui_runs")  # never the WebUI's own: it lacks the toolkit's packages
 
     @classmethod
     def from_values(cls, values: dict[str, str]) -> UiSettings:
@@ -40,7 +40,8 @@ class UiSettings:
         if not (self.toolkit / "train_certain.py").is_file():
             problems.append(f"{self.toolkit}: no train_certain.py here; set the toolkit folder in the settings")
         if not Path(self.python).is_file():
-            problems.append(f"{self.python}: no such Python; set the one of the toolkit's virtual environment")
+            problems.append(f"{self.python}: no such Python; run `bash setup.sh` in the toolkit folder to make its "
+                            f".venv, or set the Python of the toolkit's virtual environment")
         return problems
 
     def presets(self) -> list[Path]:

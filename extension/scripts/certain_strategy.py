@@ -29,15 +29,23 @@ def webui_checkpoints() -> list[str]:
     return sorted(info.filename for info in sd_models.checkpoints_list.values())
 
 
+def loaded_model():
+    """The WebUI's model if one is loaded, without loading one (`shared.sd_model` loads a checkpoint when none is)."""
+    data = getattr(sd_models, "model_data", None)
+    return getattr(data, "sd_model", None) if data is not None else getattr(shared, "sd_model", None)
+
+
 def free_webui_model() -> None:
     """Off the GPU while training runs (A1111 1.10: to the CPU; Forge: unloaded, loaded again on demand)."""
-    sd_models.unload_model_weights()
+    if loaded_model() is not None:
+        sd_models.unload_model_weights()
 
 
 def reload_webui_model() -> None:
     """Back on the GPU (what A1111's reload button does); a no-op in Forge, which loads on demand."""
-    if getattr(shared, "sd_model", None) is not None:
-        sd_models.send_model_to_device(shared.sd_model)
+    model = loaded_model()
+    if model is not None:
+        sd_models.send_model_to_device(model)
 
 
 def on_ui_tabs():
