@@ -86,7 +86,8 @@ def main() -> None:
         with os.fdopen(handle, "w", encoding="utf-8") as f:  # one file per start: two WebUIs never share it
             f.write("\n".join(held_versions(NEVER | pinned)) + "\n")
         for requirement in missing:
-            launch.run_pip(f'install "{requirement}" -c "{constraints}"', f"Certain Strategy requirement: {requirement}")
+            launch.run_pip(f'install "{requirement}" -c "{constraints}"',
+                           f"Certain Strategy requirement: {requirement}")
     finally:
         os.unlink(constraints)
 

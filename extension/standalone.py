@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     from certain_strategy_ui.ui import build_ui
 
     css = (Path(__file__).with_name("style.css")).read_text(encoding="utf-8")  # the WebUI adds it by itself
-    build_ui(settings, css=css).queue().launch(server_name="0.0.0.0" if args.listen else "127.0.0.1", server_port=args.port,
-                                      show_api=False)  # no API page: the scripts are the API
+    build_ui(settings, css=css).queue().launch(server_name="0.0.0.0" if args.listen else "127.0.0.1",
+                                               server_port=args.port, show_api=False)  # the scripts are the API
     return 0
 
 

@@ -3,8 +3,10 @@ moves a user makes (open a tab, type, click, read). Used by test_browser.py and 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -12,6 +14,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -49,6 +53,13 @@ def standalone(output: Path, python: str | None = None) -> Iterator[str]:
         server.terminate()
         server.wait(30)
         log.close()
+        for record in (output / ".jobs").glob("*/job.json"):  # a failed test leaves no job running
+            job = json.loads(record.read_text(encoding="utf-8"))
+            try:
+                if abs(psutil.Process(job["pid"]).create_time() - job["created"]) < 1:
+                    os.killpg(job["pid"], signal.SIGKILL)
+            except (psutil.Error, ProcessLookupError):
+                pass
 
 
 @contextmanager
@@ -71,9 +82,11 @@ def chromium(width: int = 1400, height: int = 1000):
 class Page:
     """The UI as a user sees it: tabs by their label, fields and buttons by their elem_id."""
 
-    def __init__(self, driver, url: str) -> None:
+    def __init__(self, driver, url: str | None) -> None:
+        """Open `url` (None: the page the browser shows, reloaded)."""
         self.driver = driver
-        driver.get(url)
+        if url is not None:
+            driver.get(url)
         self.wait(lambda: self.tabs(), 60, "the tabs")
 
     def tabs(self) -> dict:
@@ -83,8 +96,11 @@ class Page:
                                                                                       ".tab-nav button")}
 
     def open_tab(self, label: str) -> None:
+        """Open a tab and wait until its first field shows."""
         self.tabs()[label].click()
-        time.sleep(0.5)
+        self.wait(lambda: any(e.is_displayed() for e in self.driver.find_elements(
+            "css selector", "[role='tabpanel'] textarea, [role='tabpanel'] input, .tabitem textarea, .tabitem input")),
+            30, f"the {label} tab")
 
     def element(self, css: str):
         from selenium.webdriver.common.by import By
@@ -131,14 +147,19 @@ class Page:
         return chosen
 
     def wait(self, condition: Callable, timeout: float, what: str):
-        deadline = time.monotonic() + timeout
+        """Poll `condition` until it is truthy; an element being re-rendered (stale, not there yet) is tried again,
+        and named in the message if the wait times out."""
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+        deadline, last = time.monotonic() + timeout, None
         while True:
             try:
                 found = condition()
-            except Exception:  # the element is being re-rendered
-                found = None
+            except (NoSuchElementException, StaleElementReferenceException) as error:
+                found, last = None, error
             if found:
                 return found
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+                raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" +
+                                     (f" (last: {type(last).__name__}: {last.msg})" if last else ""))
             time.sleep(0.3)

@@ -1,6 +1,6 @@
 """Screenshots of each tab of the standalone UI at work, for docs/ and the README: a tiny training run (its status,
 loss curve and latest sample), a regularization set, the similarity table, a Comparable Analysis grid and the run's
-page, each made through the page as a user makes it. About three minutes on two CPU cores:
+page, each made through the page as a user makes it. About 80 s on two CPU cores:
 
     .venv/bin/python tests/make_screenshots.py docs/ui
 """

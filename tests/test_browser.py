@@ -66,7 +66,7 @@ def test_similarity_and_a_training_run_stopped_and_resumed_in_the_browser(tmp_pa
 
         page.open_tab("Similarity")
         page.type("certain_strategy_sim_paths", f"{MODEL}\n{other}")
-        page.click("certain_strategy_sim_go")
+        page.click("certain_strategy_sim_go")  # a job: the table comes with the page's polling
         table = page.wait(lambda: "random.safetensors" in page.text("certain_strategy_sim_table")
                           and page.text("certain_strategy_sim_table"), 180, "the similarity table")
         row = next(line for line in table.splitlines() if line.startswith("random.safetensors"))
@@ -84,7 +84,11 @@ def test_similarity_and_a_training_run_stopped_and_resumed_in_the_browser(tmp_pa
         later = page.wait(lambda: step_of(page.text("certain_strategy_status")) > first and
                           step_of(page.text("certain_strategy_status")), 60, "the step counter to advance")
         assert "/400" in page.text("certain_strategy_status") and "running" in page.text("certain_strategy_status")
-        assert later < 400, "the run ended before it could be stopped"
+        driver.refresh()  # a reloaded page finds the running job and gets its form back
+        page = Page(driver, None)
+        page.wait(lambda: step_of(page.text("certain_strategy_status")) > later, 60, "the job after a reload")
+        assert page.text("certain_strategy_toml") == config(400) and page.text("certain_strategy_dataset") == str(dataset)
+        assert step_of(page.text("certain_strategy_status")) < 400, "the run ended before it could be stopped"
         page.click("certain_strategy_stop")
         stopped = page.wait(lambda: "stopped" in page.text("certain_strategy_status") and
                             page.text("certain_strategy_status"), 120, "the job to stop")
@@ -99,7 +103,7 @@ def test_similarity_and_a_training_run_stopped_and_resumed_in_the_browser(tmp_pa
         page.wait(lambda: "finished" in page.text("certain_strategy_status"), 240, "the resumed run to finish")
         assert step_of(page.text("certain_strategy_status")) == saved + 4
         driver.save_screenshot(str(tmp_path / "train.png"))
-    progress = [json.loads(line) for job in sorted((output / ".jobs").iterdir())
-                for line in (job / "progress.jsonl").read_text().splitlines()]
+    progress = [json.loads(line) for events in sorted((output / ".jobs").glob("*/progress.jsonl"))
+                for line in events.read_text().splitlines()]
     resumed = [e["step"] for e in progress if e["event"] == "step"]
     assert resumed == [*range(1, saved + 1), *range(saved + 1, saved + 5)]  # the second job went on from the saved step

@@ -39,3 +39,27 @@ def test_pip_runs_with_the_webuis_present_packages_held_at_their_versions():
 
     assert f"numpy=={numpy.__version__}" in held and any(h.startswith("torch==") for h in held)
     assert not any(h.startswith("no-such-package") for h in held)
+
+
+def test_main_installs_the_tabs_missing_needs_with_the_webuis_packages_held(monkeypatch, tmp_path):
+    """install.main() as the WebUI runs it: a stand-in `launch` module (is_installed, run_pip) records what pip is
+    asked for; the WebUI's root (the working folder) pins a package."""
+    import sys
+    import types
+
+    asked = []
+
+    def run_pip(command, desc=None):
+        constraints = command.split('-c "')[1].rstrip('"')
+        asked.append((command, open(constraints, encoding="utf-8").read()))
+
+    monkeypatch.setitem(sys.modules, "launch", types.SimpleNamespace(is_installed=lambda name: False, run_pip=run_pip))
+    (tmp_path / "requirements_versions.txt").write_text("psutil==5.9.5\n")
+    monkeypatch.chdir(tmp_path)
+    install.main()
+    assert asked == []  # the WebUI pins psutil: left as it is
+    (tmp_path / "requirements_versions.txt").write_text("GitPython==3.1.32\n")
+    install.main()
+    assert [command.split(" -c ")[0] for command, _ in asked] == ['install "psutil>=5.9"']
+    assert "torch==" in asked[0][1] and "numpy==" in asked[0][1]  # held at their versions
+    assert not list(tmp_path.iterdir())[1:] and not (ROOT / "extension" / "webui-constraints.txt").exists()

@@ -32,8 +32,8 @@ def settings(tmp_path) -> UiSettings:
 def runner(settings) -> JobRunner:
     runner = JobRunner(settings.output / ".jobs", settings.toolkit, settings.python)
     yield runner
-    for job in runner.jobs():  # a failed test leaves no job running
-        if runner.is_running(job):
+    for job in runner.jobs():  # a failed test leaves no job running (this process stands in for some)
+        if runner.is_running(job) and job.pid != os.getpid():
             os.killpg(job.pid, signal.SIGKILL)
 
 
@@ -81,10 +81,14 @@ def test_the_images_form_is_checked_before_any_job(settings, runner, words, tmp_
         "set name '../up': use letters")
     assert images_tab.start(runner, settings, small(source=str(words), count=0)) == (
         "number of images 0: at least 1")
-    assert images_tab.start(runner, settings, small(source=str(words), model=str(tmp_path))).startswith(
-        "model: no such file or folder:") is False  # a folder may be a diffusers model: the script judges it
-    assert runner.jobs()[0].flag("--model") == str(tmp_path)
-    assert images_tab.job_args(settings, small(mode="class", source="1girl"))[3:5] == ["--class_prompt", "1girl"]
+    assert runner.jobs() == []
+    args = images_tab.job_args(settings, small(mode="class", source="-lowres girl", negative="-x"))
+    assert "--class_prompt=-lowres girl" in args and args[-1] == "--negative_prompt=-x"  # a leading '-' stays text
+    # a folder may be a diffusers model: the script judges it, and its refusal shows as a failed job
+    assert images_tab.start(runner, settings, small(source=str(words), model=str(tmp_path))).startswith("started job")
+    job = runner.latest(images_tab.KIND)
+    assert job.flag("--model") == str(tmp_path) and runner.wait(job, 60)
+    assert images_tab.view(runner)[0].startswith(f"{images_tab.KIND} job {job.id}: **failed**")
 
 
 def test_stop_ends_a_class_set_as_stopped_and_start_goes_on_with_what_is_done(settings, runner):
@@ -94,7 +98,10 @@ def test_stop_ends_a_class_set_as_stopped_and_start_goes_on_with_what_is_done(se
     folder = settings.output / "reg_images" / "1_words"
     wait_for(lambda: len(list(folder.glob("*.png"))) >= 2)
     assert train_tab.view(runner)[0] == "no training job yet"  # the running job is not a training
-    assert runner.stop_current().startswith(f"stopping the {images_tab.KIND} job {job.id}")
+    assert runner.stop_current(train_tab.KIND) == (f"the running job is the {images_tab.KIND} job {job.id}: stop it "
+                                                   f"from its own tab")  # the Train tab's Stop leaves it
+    assert runner.is_running(job)
+    assert runner.stop_current(images_tab.KIND).startswith(f"stopping the {images_tab.KIND} job {job.id}: it keeps")
     assert runner.wait(job, 60)
     kept = len(list(folder.glob("*.png")))
     assert images_tab.view(runner)[0].startswith(f"{images_tab.KIND} job {job.id}: **stopped**, {kept} of 400")
@@ -161,20 +168,32 @@ def _record(folder: Path, pid: int, created: float) -> None:
                                                  "pid": pid, "created": created, "started": "now"}))
 
 
-def test_the_webui_model_is_freed_for_training_and_reloaded_once_no_job_runs(settings, runner, monkeypatch, tmp_path):
+def test_the_webui_model_is_freed_for_training_and_put_back_once_no_job_runs(settings, runner, monkeypatch,
+                                                                             tmp_path):
     calls = []
-    model = train_tab.WebuiModel(lambda: calls.append("free"), lambda: calls.append("reload"))
+    model = train_tab.WebuiModel(lambda: calls.append("free"), lambda: calls.append("reload"), poll_seconds=0.05)
     form = train_tab.Form("learning_rate = 1e-6\n", "run", str(tmp_path / "missing.safetensors"))
     assert train_tab.start(runner, settings, form, model).startswith("base model: no such file")
     assert calls == []  # nothing started: the model stays
 
-    started = []
-    monkeypatch.setattr(runner, "start", lambda *args, **kwargs: started.append(args) or type("J", (), {"id": "j"}))
+    record = settings.output / ".jobs" / "20261207-000000-001"
+
+    def start(kind, script, args, progress=False, before=None):  # the job starts: this process stands in for it
+        before()
+        me = psutil.Process(os.getpid())
+        _record(record, me.pid, me.create_time())
+        return runner.jobs()[0]
+
+    monkeypatch.setattr(runner, "start", start)
     message = train_tab.start(runner, settings, train_tab.Form("learning_rate = 1e-6\n", "run", str(MODEL)), model)
-    assert calls == ["free"] and started and message.endswith("the WebUI's model is freed until it ends")
-    me = psutil.Process(os.getpid())  # this process stands in for the running job
-    _record(settings.output / ".jobs" / "20261207-000000-00100", me.pid, me.create_time())
-    assert model.reload_when_idle(runner) is False and calls == ["free"]
-    (settings.output / ".jobs" / "20261207-000000-00100" / "job.json").unlink()
-    assert model.reload_when_idle(runner) is True and calls == ["free", "reload"]
-    assert model.reload_when_idle(runner) is False and calls == ["free", "reload"]  # once
+    assert calls == ["free"] and message.endswith("the WebUI's model is freed until no job runs")
+    assert (settings.output / "run" / "ui_config.toml").read_text() == "learning_rate = 1e-6\n"
+    watcher = train_tab.WebuiModel._watcher
+    time.sleep(0.3)
+    assert watcher.is_alive() and calls == ["free"]  # the job runs: the model stays off
+    again = train_tab.WebuiModel(lambda: calls.append("free 2"), lambda: calls.append("reload 2"))  # a reloaded UI
+    again.free_now()
+    assert again.reload_after_jobs(runner) is watcher and calls == ["free"]  # the watcher there puts it back
+    (record / "job.json").unlink()  # the job has ended
+    watcher.join(5)
+    assert not watcher.is_alive() and calls == ["free", "reload"]  # put back once, with no page polling

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "extension"))
 from certain_strategy_ui import train_tab  # noqa: E402
-from certain_strategy_ui.jobs import JobRunner  # noqa: E402
+from certain_strategy_ui.jobs import JobError, JobRunner  # noqa: E402
 from certain_strategy_ui.settings import KEYS, SECTION, UiSettings  # noqa: E402
 
 from library.quickstart import prepare_quickstart  # noqa: E402
@@ -66,7 +67,8 @@ def test_the_view_shows_a_jobs_progress_from_its_files(settings):
     (folder / "exit_code").write_text("130\n")
     line, svg, sample, _, progress = train_tab.view(runner)
     assert line.startswith(f"train job {folder.name}: **stopped**, step 3/10, epoch 1, loss 0.3333")
-    assert "2.00 it/s" in line and svg.count("<polyline") == 1 and sample == str(folder / "grid.png")
+    assert "it/s" not in line and "ETA" not in line  # a stopped job has no rate
+    assert svg.count("<polyline") == 1 and sample == str(folder / "grid.png")
 
 
 def test_the_resume_list_is_the_runs_states_newest_first(settings):
@@ -102,14 +104,18 @@ def test_the_webui_script_registers_the_tab_and_three_settings(monkeypatch, tmp_
     info = types.SimpleNamespace(filename=str(tmp_path / "b.safetensors"), title="b.safetensors [0123456789]")
     other = types.SimpleNamespace(filename=str(tmp_path / "a.safetensors"), title="a.safetensors [9876543210]")
     moved = []
+    queue_lock = threading.Lock()  # modules.call_queue.queue_lock: held around generation
+    call_queue = types.SimpleNamespace(queue_lock=queue_lock)
     sd_models = types.SimpleNamespace(checkpoints_list={info.title: info, other.title: other},
                                       model_data=types.SimpleNamespace(sd_model=None),
-                                      unload_model_weights=lambda sd_model=None, info=None: moved.append("cpu"),
-                                      send_model_to_device=lambda m: moved.append(("device", m)))
+                                      unload_model_weights=lambda sd_model=None, info=None: moved.append(
+                                          ("cpu", queue_lock.locked())),
+                                      send_model_to_device=lambda m: moved.append(("device", m, queue_lock.locked())))
     modules = types.ModuleType("modules")
     modules.script_callbacks, modules.shared, modules.sd_models = callbacks, shared, sd_models
+    modules.call_queue = call_queue
     for name, module in (("modules", modules), ("modules.script_callbacks", callbacks), ("modules.shared", shared),
-                         ("modules.sd_models", sd_models)):
+                         ("modules.sd_models", sd_models), ("modules.call_queue", call_queue)):
         monkeypatch.setitem(sys.modules, name, module)
     spec = importlib.util.spec_from_file_location("certain_script", ROOT / "extension" / "scripts" /
                                                   "certain_strategy.py")
@@ -127,7 +133,7 @@ def test_the_webui_script_registers_the_tab_and_three_settings(monkeypatch, tmp_
     sd_models.model_data.sd_model = "the loaded model"
     script.free_webui_model()
     script.reload_webui_model()
-    assert moved == ["cpu", ("device", "the loaded model")]
+    assert moved == [("cpu", True), ("device", "the loaded model", True)]  # under the WebUI's generation lock
 
 
 @pytest.mark.parametrize("env", ["", "-a1111", "-forge"])
@@ -136,13 +142,16 @@ def test_the_ui_builds_with_each_gradio(env, tmp_path):
     makes from extension/requirements-ui{env}.txt."""
     python = ROOT / f".venv-ui{env}" / "bin" / "python"
     assert python.is_file(), f"{python.parent.parent.name} is missing: run `bash setup.sh`"
-    code = ("import sys, json; sys.path.insert(0, 'extension')\n"
+    code = ("import sys, json, warnings; sys.path.insert(0, 'extension')\n"
+            "warnings.simplefilter('error', UserWarning)\n"  # gradio 3.41 only warns of an argument it ignores
             "from certain_strategy_ui.settings import UiSettings\nfrom certain_strategy_ui.ui import build_ui\n"
             f"blocks = build_ui(UiSettings.from_values({{'output': {str(tmp_path)!r}}}), lambda: ['m.safetensors'])\n"
-            "import gradio\nprint(json.dumps([gradio.__version__, blocks.config['components']]))")
+            "import gradio\nloaded = [m for m in ('torch', 'diffusers', 'library') if m in sys.modules]\n"
+            "print(json.dumps([gradio.__version__, blocks.config['components'], loaded]))")
     done = subprocess.run([str(python), "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    version, components = json.loads(done.stdout.splitlines()[-1])
+    version, components, loaded = json.loads(done.stdout.splitlines()[-1])
+    assert loaded == []  # the WebUI's process never imports training code
     labels = {c.get("props", {}).get("label") for c in components}
     assert {"Train", "Regularization images", "Similarity", "Compare", "Runs", "Base model (a checkpoint file)",
             "Newest images of the set", "Grid (rows: prompts, columns: models)",
@@ -177,25 +186,32 @@ def test_the_runs_tab_lists_runs_newest_first_with_their_report_and_toml(setting
     report, plot, toml = runs_tab.run_details(settings, "newer")
     assert report.startswith("# Training report") and plot == str(folder / "report.png")
     assert toml == "learning_rate = 1e-6\n"
-    assert runs_tab.run_details(settings, "../../etc")[0] == "choose a run"
+    for outside in ("../../etc", "..", "."):
+        assert runs_tab.run_details(settings, outside)[0] == "choose a run"
 
 
-def test_the_similarity_tab_shows_its_tables_and_reads_a_comparison_back_by_hash(settings, tmp_path, monkeypatch):
+def test_the_similarity_tab_computes_as_a_job_and_reads_a_comparison_back_by_hash(settings, tmp_path):
     from certain_strategy_ui import similarity_tab
 
     from library.models.sd_model import save_model
     from library.tiny import build_random
 
+    runner = JobRunner(settings.output / ".jobs", settings.toolkit, settings.python)
+    assert similarity_tab.view(runner, settings)[0] == "no comparison yet"
     base = ROOT / "models" / "tiny-world-sd1.safetensors"
     other = save_model(build_random("tiny-world-sd1", seed=5), tmp_path / "random.safetensors")
-    table, blocks, heatmap = similarity_tab.compare(settings, str(base), [str(other)])
-    assert "| random.safetensors |" in table and "| model | IN01 |" in blocks and Path(heatmap).is_file()
+    assert similarity_tab.start(runner, settings, "", [str(base), str(other)]).startswith("comparing 2 models (a job)")
+    job = runner.latest(similarity_tab.KIND)
+    assert runner.wait(job, 120)
+    status, table, blocks, heatmap = similarity_tab.view(runner, settings)
+    assert status == "" and "| random.safetensors |" in table and "| model | IN01 |" in blocks
+    assert Path(heatmap).is_file() and table.startswith("base: tiny-world-sd1.safetensors")
     percent = float(table.split("| random.safetensors |")[1].split("|")[1].strip().rstrip("%"))
     assert 0 < percent < 99  # random weights against the trained ones
-    monkeypatch.setattr(similarity_tab.subprocess, "run", lambda *a, **k: pytest.fail("computed again"))
-    assert similarity_tab.compare(settings, str(base), [str(other)])[0] == table
-    assert similarity_tab.compare(settings, str(base), [str(tmp_path / "gone.safetensors")])[0].startswith(
-        "not found: ")
+    assert similarity_tab.start(runner, settings, str(base), [str(other)]).startswith("read back")
+    assert [j.id for j in runner.jobs()] == [job.id] and similarity_tab.view(runner, settings)[1] == table
+    assert similarity_tab.start(runner, settings, str(base), [str(tmp_path / "gone.safetensors")]) == (
+        f"model: no such file: {tmp_path / 'gone.safetensors'}")
 
 
 def test_start_while_a_job_runs_leaves_the_runs_config_alone(settings):
@@ -215,3 +231,32 @@ def test_start_while_a_job_runs_leaves_the_runs_config_alone(settings):
     message = train_tab.start(runner, settings, train_tab.Form("learning_rate = 1.0\n", "busy"))
     assert message.startswith(f"one job at a time: the train job {folder.name}")
     assert config.read_text() == "learning_rate = 1e-6\n"
+
+
+def test_only_a_saved_state_under_the_output_folder_is_resumed(settings, tmp_path):
+    elsewhere = tmp_path / "elsewhere-state"
+    elsewhere.mkdir()
+    (elsewhere / "progress.json").write_text("{}")
+    config = settings.output / "run" / "ui_config.toml"
+    with pytest.raises(JobError, match="not a state of a run under"):
+        train_tab.job_args(settings, train_tab.Form("", "run", resume=str(elsewhere)), config)
+    state = settings.output / "run" / "run-000003-state"
+    state.mkdir(parents=True)
+    (state / "progress.json").write_text("{}")
+    assert train_tab.job_args(settings, train_tab.Form("", "run", resume=str(state)), config)[-2:] == [
+        "--resume", str(state)]
+
+
+def test_a_reloaded_page_gets_back_the_last_trainings_form(settings, tmp_path):
+    runner = JobRunner(settings.output / ".jobs", settings.toolkit, settings.python)
+    assert train_tab.last_form(runner) is None
+    config = settings.output / "mine" / "ui_config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("learning_rate = 1e-6\n")
+    folder = settings.output / ".jobs" / "20261207-000000-001"
+    folder.mkdir(parents=True)
+    argv = ["python", "train_certain.py", "--config_file", str(config), "--output_dir", str(config.parent),
+            "--pretrained_model_name_or_path", "/m.safetensors", "--train_data_dir", "/data"]
+    (folder / "job.json").write_text(json.dumps({"id": folder.name, "kind": "train", "argv": argv,
+                                                 "folder": str(folder), "pid": 1, "created": 0.0, "started": "then"}))
+    assert train_tab.last_form(runner) == train_tab.Form("learning_rate = 1e-6\n", "mine", "/m.safetensors", "/data")

@@ -113,3 +113,36 @@ def test_only_the_toolkits_scripts_run(tmp_path):
     runner = JobRunner(tmp_path, ROOT)
     with pytest.raises(JobError, match="not a script of the toolkit"):
         runner.start("train", "../../bin/sh", ["-c", "echo hi"])
+
+
+def test_two_starts_at_once_start_one_job(tmp_path):
+    """Two pages pressing Start together: the one-job check and the job's record are one step."""
+    import threading
+
+    runner, barrier, outcomes = JobRunner(tmp_path, ROOT), threading.Barrier(2), []
+
+    def press_start():
+        barrier.wait()
+        try:
+            outcomes.append(runner.start("similarity", "similarity.py", ["--help"]).id)
+        except JobError as error:
+            outcomes.append(str(error))
+
+    threads = [threading.Thread(target=press_start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(runner.jobs()) == 1 and sum(o.startswith("one job at a time") for o in outcomes) == 1
+    assert runner.wait(runner.jobs()[0], 60)
+
+
+def test_a_second_stop_ends_the_job_at_once(train_args):
+    runner = JobRunner(train_args["root"] / "twice", ROOT)
+    job = runner.start("train", "train_certain.py", [*train_args["args"], "--max_train_steps", "2000",
+                                                     "--output_dir", str(train_args["root"] / "twice-out")],
+                       progress=True)
+    wait_for(lambda: runner.progress(job).step >= 1)
+    assert runner.stop(job) is False and runner.stop(job) is True  # SIGINT, then SIGTERM
+    assert runner.wait(job, 30)
+    assert runner.progress(job).exit_code not in (0, None)

@@ -47,7 +47,7 @@ def start(runner: JobRunner, settings: UiSettings, form: CompareForm) -> str:
             raise JobError("choose at least one model (the grid's columns)")
         if not form.prompts.strip():
             raise JobError("prompts: empty; pick a prompt file or write infotext blocks")
-        overrides = ["--size_override", form.size.strip()] if form.size.strip() else []
+        overrides = [f"--size_override={form.size.strip()}"] if form.size.strip() else []
         overrides += ["--steps_override", str(int(form.steps))] if str(form.steps).strip() else []
         folder = compare_folder(settings, form.name)
         runner.check_free()  # before the prompts are written: a running comparison's own must stay
@@ -69,7 +69,7 @@ def view(runner: JobRunner) -> tuple[str, str | None, str]:
     if job is None:
         return "no comparison yet", None, ""
     progress, folder = runner.progress(job), Path(job.flag("--outdir") or job.folder)
-    images = len(list(folder.glob("*/*.png")))
+    images = len([p for p in folder.glob("*/*.png") if p.stat().st_mtime >= job.created - 1])  # this job's
     grid = folder / "grid.png"
     done = grid.is_file() and progress.state == "finished"
     line = (f"{KIND} job {job.id}: **{progress.state}**, {images} image(s)" +

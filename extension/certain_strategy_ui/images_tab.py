@@ -49,14 +49,14 @@ def job_args(settings: UiSettings, form: ImagesForm) -> list[str]:
     if form.mode == "word frequency":
         source = ["--wordfreq", str(existing_path(form.source, "word list or dataset folder"))]
     elif form.source.strip():
-        source = ["--class_prompt", form.source.strip()]
+        source = [f"--class_prompt={form.source.strip()}"]  # one item: a prompt may start with '-'
     else:
         raise JobError("class prompt: empty; give the class, e.g. 1girl")
     args = ["txt2img", "--model", str(existing_path(form.model, "model")), *source, "--count", str(int(form.count)),
             "--outdir", str(set_folder(settings, form.name)), "--steps", str(int(form.steps)), "--sampler",
             form.sampler, "--cfg_scale", str(float(form.cfg_scale)), "--seed", str(int(form.seed)), "--width",
             str(int(form.width)), "--height", str(int(form.height))]
-    return args + (["--negative_prompt", form.negative] if form.negative.strip() else [])
+    return args + ([f"--negative_prompt={form.negative}"] if form.negative.strip() else [])
 
 
 def start(runner: JobRunner, settings: UiSettings, form: ImagesForm) -> str:
@@ -78,7 +78,14 @@ def view(runner: JobRunner) -> tuple[str, list[str], str]:
     if job is None:
         return "no regularization images job yet", [], ""
     progress, folder = runner.progress(job), Path(job.flag("--outdir") or job.folder)
-    images = sorted(folder.glob("*.png"), key=lambda p: p.stat().st_mtime)
+    images = sorted(folder.glob("*.png"), key=_changed)
     line = (f"{KIND} job {job.id}: **{progress.state}**, {len(images)} of {job.flag('--count')} images in "
             f"`{folder}`")
     return line, [str(p) for p in images[-GALLERY:]][::-1], "\n".join(progress.log_tail)
+
+
+def _changed(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # replaced meanwhile
+        return 0.0

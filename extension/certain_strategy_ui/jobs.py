@@ -1,13 +1,12 @@
 """The job runner: the toolkit's scripts as subprocesses, one at a time, that a page can lose and find again.
 
 A job is `python <script> <args>` started in its own process group (session) under `run_job.py`, which records its
-exit code, with its output in `log.txt` and,
-for training, its progress in `progress.jsonl` (the scripts' JSON-lines stream: nothing is read from tqdm), all in
-`<jobs folder>/<id>/` with `job.json`, which names the process by pid *and* creation time. So a reloaded page, a
-second browser tab or a restarted WebUI finds the running job again, and a pid the system has given to another
-process is never taken for it. Stop sends SIGINT, which the trainer answers by saving a resumable state; a job whose
-process is gone without the trainer's `end` event, or with a non-zero exit, is shown as failed with its last log
-lines, never as running forever. This module imports nothing of the toolkit: the WebUI never loads training code.
+exit code, with its output in `log.txt` and, for training, its progress in `progress.jsonl` (the trainer's JSON-lines
+stream: nothing is read from tqdm), all in `<jobs folder>/<id>/` with `job.json`, which names the process by pid
+*and* creation time. So a reloaded page, a second browser tab or a restarted WebUI finds the running job again, and
+a pid the system has given to another process is never taken for it. Stop sends SIGINT, which the trainer answers by
+saving a resumable state (a second Stop sends SIGTERM); a job whose process is gone without the trainer's `end`
+event, or with a non-zero exit, is shown as failed with its last log lines, never as running forever. This module imports nothing of the toolkit: the WebUI never loads training code.
 """
 
 from __future__ import annotations
@@ -17,12 +16,21 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import psutil
+
+try:
+    import fcntl
+except ImportError:  # Windows: the thread lock only
+    fcntl = None
+
+_THREADS = threading.Lock()
 
 JOB_FILE, LOG_FILE, PROGRESS_FILE, EXIT_FILE = "job.json", "log.txt", "progress.jsonl", "exit_code"
 STOP_FILE = "stop_requested"  # written by Stop: a job without progress events that then exits non-zero was stopped
@@ -35,12 +43,17 @@ class JobError(Exception):
 @dataclass(frozen=True)
 class Job:
     id: str
-    kind: str  # "train", "regularization images", "similarity", "compare"
+    kind: str  # the tab that started it: "train", "regularization images", "similarity", "compare"
     argv: list[str]
     folder: Path
     pid: int
     created: float  # the process's creation time: with the pid, it names the process
     started: str
+
+    @property
+    def has_progress(self) -> bool:
+        """Whether the script reports progress events (the trainer), so its end is known from them."""
+        return self.flag("--progress_jsonl") is not None
 
     def flag(self, name: str) -> str | None:
         """The value the job's command line gives to flag `name` (None when it is not there)."""
@@ -85,26 +98,52 @@ class JobRunner:
         self._spawned: dict[str, subprocess.Popen] = {}  # this process's children, for their exit codes
 
     # ---- starting ----------------------------------------------------------------------------------------
-    def start(self, kind: str, script: str, args: list[str], progress: bool = False) -> Job:
-        """Start `script` (a file of the toolkit) with `args`; `progress`: pass it a JSON-lines progress file."""
-        self.check_free()
+    def start(self, kind: str, script: str, args: list[str], progress: bool = False,
+              before: Callable[[], None] | None = None) -> Job:
+        """Start `script` (a file of the toolkit) with `args`; `progress`: pass it a JSON-lines progress file;
+        `before`: work to do once the job is sure to start (the one-job rule holds), such as writing its config."""
         path = (self.toolkit / script).resolve()
         if not path.is_file() or self.toolkit.resolve() not in path.parents:
             raise JobError(f"{script}: not a script of the toolkit in {self.toolkit}")
-        job_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 1000:03d}{len(self._spawned):02d}"
-        folder = self.folder / job_id
-        folder.mkdir(parents=True)
-        argv = [self.python, str(path), *args] + (["--progress_jsonl", str(folder / PROGRESS_FILE)] if progress else [])
-        with open(folder / LOG_FILE, "wb") as log:
-            process = subprocess.Popen([self.python, str(Path(__file__).with_name("run_job.py")), str(folder), *argv],
-                                       cwd=self.toolkit, stdout=log, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, start_new_session=True,
-                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self._spawned[job_id] = process
-        job = Job(job_id, kind, argv, folder, process.pid, psutil.Process(process.pid).create_time(),
-                  time.strftime("%Y-%m-%d %H:%M:%S"))
-        _write_json(folder / JOB_FILE, {**asdict(job), "folder": str(folder)})
+        with self._starting():  # two pages pressing Start at once: one job starts, the other hears why not
+            self.check_free()
+            if before is not None:
+                before()
+            folder = self._new_folder()
+            argv = [self.python, str(path), *args] + (["--progress_jsonl", str(folder / PROGRESS_FILE)]
+                                                      if progress else [])
+            with open(folder / LOG_FILE, "wb") as log:
+                process = subprocess.Popen([self.python, str(Path(__file__).with_name("run_job.py")), str(folder),
+                                            *argv], cwd=self.toolkit, stdout=log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True,
+                                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            self._spawned[folder.name] = process
+            job = Job(folder.name, kind, argv, folder, process.pid, psutil.Process(process.pid).create_time(),
+                      time.strftime("%Y-%m-%d %H:%M:%S"))
+            _write_json(folder / JOB_FILE, {**asdict(job), "folder": str(folder)})
         return job
+
+    @contextmanager
+    def _starting(self) -> Iterator[None]:
+        """Held from the one-job check to the job's record: a lock for this process's threads and a file lock for
+        the other processes (a second WebUI on the same output folder)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with _THREADS, open(self.folder / ".lock", "w") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _new_folder(self) -> Path:
+        """A fresh job folder named by the time to the millisecond, so names sort in the order jobs started."""
+        while True:
+            now = time.time()
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+            folder = self.folder / f"{stamp}-{int(now * 1000) % 1000:03d}"
+            try:
+                folder.mkdir(parents=True)
+                return folder
+            except FileExistsError:
+                time.sleep(0.002)
 
     def check_free(self) -> None:
         """Raise JobError while a job runs: one job at a time."""
@@ -138,26 +177,26 @@ class JobRunner:
         if process is not None:
             return process.poll() is None
         try:
-            alive = psutil.Process(job.pid)
-            return alive.create_time() == job.created and alive.status() != psutil.STATUS_ZOMBIE
+            alive = psutil.Process(job.pid)  # the same process: the same start (to a second; the clock may be set)
+            return abs(alive.create_time() - job.created) < 1 and alive.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
 
     # ---- reading -----------------------------------------------------------------------------------------
     def progress(self, job: Job, tail: int = 20) -> Progress:
+        running = self.is_running(job)  # before the events: a job that ends meanwhile has written its last one
+        code = _exit_code(job)
         events = _events(job.progress_file)
-        running = self.is_running(job)
-        code = self._exit_code(job)
         ended = next((e for e in reversed(events) if e["event"] == "end"), None)
         stopped = (job.folder / STOP_FILE).exists()
         if running:
             state = "running"
         elif ended is not None and code in (None, 0, 130) and (code != 130 or ended.get("interrupted")):
             state = "stopped" if ended.get("interrupted") else "finished"
-        elif code == 0 and not job.progress_file.exists():  # a script without progress events that ended well
+        elif code == 0 and not job.has_progress:  # a script without progress events that ended well
             state = "finished"
-        elif code is not None and code != 0 and stopped and not job.progress_file.exists():
-            state = "stopped"  # Stop ended a script that has no resumable-state event (its set resumes by itself)
+        elif code is not None and code != 0 and stopped and not job.has_progress:
+            state = "stopped"  # Stop ended a script without progress events (what it wrote is kept and resumes)
         else:  # an error exit, or gone without a word
             state = "failed"
         view = Progress(state, exit_code=code, log_tail=_tail(job.log_file, tail))
@@ -175,34 +214,35 @@ class JobRunner:
                 view.saved.append(str(event["path"]))
         return view
 
-    def _exit_code(self, job: Job) -> int | None:
-        """The command's exit code (negative: the signal that ended it), or None while it runs or when the job's
-        runner was killed before writing it."""
-        written = job.folder / EXIT_FILE
-        if written.is_file():
-            return int(written.read_text(encoding="utf-8"))
-        return None
-
     # ---- stopping ----------------------------------------------------------------------------------------
-    def stop(self, job: Job, at_once: bool = False) -> None:
-        """SIGINT to the job's process group: the trainer saves a resumable state after the current step and
-        exits; `at_once` (a second stop) is SIGTERM, for a job that does not answer."""
+    def stop(self, job: Job) -> bool:
+        """SIGINT to the job's process group: the trainer saves a resumable state after the current step and exits.
+        A second stop of the same job sends SIGTERM, which ends it at once. True when it was the second."""
         if not self.is_running(job):
             raise JobError(f"job {job.id} is not running")
+        again = (job.folder / STOP_FILE).exists()
         (job.folder / STOP_FILE).touch()
         try:
-            os.killpg(job.pid, signal.SIGTERM if at_once else signal.SIGINT)
+            os.killpg(job.pid, signal.SIGTERM if again else signal.SIGINT)
         except ProcessLookupError:
             pass
+        return again
 
-    def stop_current(self) -> str:
-        """Stop the running job, whatever its kind (every tab's Stop button); what happens, in words."""
+    def stop_current(self, kind: str) -> str:
+        """A tab's Stop: stop the running job if that tab started it; what happens, in words."""
         job = self.current()
         if job is None:
             return "no job is running"
-        self.stop(job)
-        return (f"stopping the {job.kind} job {job.id}: it keeps what it has done (training saves a resumable "
-                f"state after its current step) and ends")
+        if job.kind != kind:
+            return f"the running job is the {job.kind} job {job.id}: stop it from its own tab"
+        try:
+            again = self.stop(job)
+        except JobError:
+            return f"the {kind} job {job.id} has ended"
+        if again:
+            return f"stopping the {kind} job {job.id} at once (a second Stop)"
+        return (f"stopping the {kind} job {job.id}: it keeps what it has done (training saves a resumable state after "
+                f"its current step) and ends; press Stop again to end it at once")
 
     def wait(self, job: Job, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the job to end; True when it has."""
@@ -218,6 +258,13 @@ def states_of(output_dir: Path) -> list[Path]:
     """The resumable states a run left in `output_dir` (folders with a progress.json), newest first."""
     found = [p.parent for p in Path(output_dir).glob("*/progress.json")]
     return sorted(found, key=lambda p: (p / "progress.json").stat().st_mtime, reverse=True)
+
+
+def _exit_code(job: Job) -> int | None:
+    """The command's exit code (negative: the signal that ended it), or None while it runs or when the job's runner
+    was killed before writing it."""
+    written = job.folder / EXIT_FILE
+    return int(written.read_text(encoding="utf-8")) if written.is_file() else None
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
@@ -240,6 +287,12 @@ def _tail(path: Path, count: int) -> list[str]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` so that a reader (another page, another WebUI) sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    temporary.write_text(text, encoding="utf-8")
     os.replace(temporary, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .fields import FOLDER_NAME
 from .settings import UiSettings
 
 MARKS = ("checkpoints.json", "progress.jsonl", "ui_config.toml", "run.json")  # what makes a folder a run
@@ -22,9 +23,9 @@ def list_runs(settings: UiSettings) -> list[str]:
 
 def run_details(settings: UiSettings, name: str) -> tuple[str, str | None, str]:
     """(the report as Markdown, the report plot, the run's TOML) of run `name`."""
-    folder = settings.output / name
-    if not name or folder.parent != settings.output or not folder.is_dir():
+    if not FOLDER_NAME.match(name or "") or not (settings.output / name).is_dir():  # a name, never `..` or a path
         return "choose a run", None, ""
+    folder = settings.output / name
     texts = [(folder / f).read_text(encoding="utf-8") for f in ("report.md", "merge.md") if (folder / f).is_file()]
     report = "\n\n".join(texts) or "no report yet: it is written at the first save that has measurements"
     plot = folder / "report.png"

@@ -5,7 +5,11 @@ Start (a job), Stop, and the view of the running or last job that the page polls
 from __future__ import annotations
 
 import html
+import math
 import subprocess
+import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,17 +37,25 @@ def run_folder(settings: UiSettings, run: str) -> Path:
 
 
 def job_args(settings: UiSettings, form: Form, config: Path) -> list[str]:
-    """train_certain.py's arguments: the TOML as written to `config`, the run's output folder, and the fields
-    that override it (resolved; each must exist)."""
+    """train_certain.py's arguments: the TOML (to be written to `config`), the run's output folder, and the fields
+    that override it (resolved; each must exist; a state to resume must be one under the output folder)."""
     args = ["--config_file", str(config), "--output_dir", str(run_folder(settings, form.run))]
     for flag, value, what, folder in (("--pretrained_model_name_or_path", form.model, "base model", None),
                                       ("--train_data_dir", form.dataset, "dataset folder", True),
                                       ("--resume", form.resume, "saved state", True)):
         if value.strip():
             args += [flag, str(existing_path(value, what, folder))]
+    if form.resume.strip():
+        state = Path(args[-1])
+        if not (state / "progress.json").is_file() or settings.output.resolve() not in state.parents:
+            raise JobError(f"saved state {state}: not a state of a run under {settings.output}; choose one from the "
+                           f"list (Refresh the states)")
+    return args
+
+
+def write_config(form: Form, config: Path) -> None:
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(form.toml, encoding="utf-8")
-    return args
 
 
 def validate(settings: UiSettings, form: Form, timeout: float = 300) -> str:
@@ -51,54 +63,79 @@ def validate(settings: UiSettings, form: Form, timeout: float = 300) -> str:
     problems = settings.check()
     if problems:
         return "\n".join(problems)
-    try:
-        config = settings.output / ".check" / "config.toml"
-        args = job_args(settings, form, config)
-    except JobError as e:
-        return str(e)
-    done = subprocess.run([settings.python, str(settings.toolkit / "train_certain.py"), *args, "--check"],
-                          cwd=settings.toolkit, capture_output=True, text=True, timeout=timeout)
+    (settings.output / ".check").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=settings.output / ".check") as folder:  # one per check: pages may overlap
+        config = Path(folder) / "config.toml"
+        try:
+            args = job_args(settings, form, config)
+        except JobError as e:
+            return str(e)
+        write_config(form, config)
+        try:
+            done = subprocess.run([settings.python, str(settings.toolkit / "train_certain.py"), *args, "--check"],
+                                  cwd=settings.toolkit, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return f"check failed: no answer in {timeout:.0f} s (a dataset folder on a slow disk?)"
     verdict = "check passed" if done.returncode == 0 else f"check failed (exit {done.returncode})"
     return f"{verdict}\n\n{done.stdout}{done.stderr}".replace(str(config), "config.toml")
 
 
 class WebuiModel:
-    """The WebUI's loaded model, freed while a training job runs (the Train tab's option) and reloaded when it ends:
-    `free` and `reload` are the WebUI's own calls (A1111: `sd_models.unload_model_weights` and
-    `send_model_to_device`); the page's polling calls `reload_when_idle`."""
+    """The WebUI's loaded model, freed while a training job runs (the Train tab's option) and put back when no job
+    runs any more: `free` and `reload` are the WebUI's own calls (A1111: `sd_models.unload_model_weights` and
+    `send_model_to_device`). A watcher thread puts it back, so it comes back with no page open, and a reloaded UI
+    (a new instance) leaves it to the watcher that is already there."""
 
-    def __init__(self, free: Callable[[], None], reload: Callable[[], None]) -> None:
-        self.free, self.reload, self.freed = free, reload, False
+    _watcher: threading.Thread | None = None  # one per WebUI process, whatever instance started it
+    _lock = threading.Lock()
 
-    def free_for_training(self) -> None:
-        self.free()
-        self.freed = True
+    def __init__(self, free: Callable[[], None], reload: Callable[[], None], poll_seconds: float = 2.0) -> None:
+        self.free, self.reload, self.poll_seconds = free, reload, poll_seconds
 
-    def reload_when_idle(self, runner: JobRunner) -> bool:
-        """Reload the model once no job runs; True when it did."""
-        if not self.freed or runner.current() is not None:
-            return False
-        self.freed = False
+    def free_now(self) -> None:
+        """Free the model unless a watcher will already put it back (it is freed)."""
+        with WebuiModel._lock:
+            if WebuiModel._watcher is None or not WebuiModel._watcher.is_alive():
+                self.free()
+
+    def reload_after_jobs(self, runner: JobRunner) -> threading.Thread:
+        """Put the model back once no job runs (a watcher thread; the one already watching, if any)."""
+        with WebuiModel._lock:
+            if WebuiModel._watcher is None or not WebuiModel._watcher.is_alive():
+                WebuiModel._watcher = threading.Thread(target=self._watch, args=(runner,), daemon=True,
+                                                       name="certain-strategy-reload")
+                WebuiModel._watcher.start()
+            return WebuiModel._watcher
+
+    def _watch(self, runner: JobRunner) -> None:
+        while runner.current() is not None:
+            time.sleep(self.poll_seconds)
         self.reload()
-        return True
 
 
 def start(runner: JobRunner, settings: UiSettings, form: Form, webui_model: WebuiModel | None = None) -> str:
-    """Start the training job; with `webui_model`, free the WebUI's model first (reloaded when the job ends)."""
+    """Start the training job; with `webui_model`, free the WebUI's model first (put back when no job runs)."""
     problems = settings.check()
     if problems:
         return "\n".join(problems)
-    try:
-        folder = run_folder(settings, form.run)
-        runner.check_free()  # before the config is written: a running run's own must not be overwritten
-        args = job_args(settings, form, folder / "ui_config.toml")
+    freed = []
+
+    def before() -> None:  # the job is sure to start: a running run's config is never overwritten
+        write_config(form, config)
         if webui_model is not None:
-            webui_model.free_for_training()
-        job = runner.start(KIND, "train_certain.py", args, progress=True)
+            webui_model.free_now()
+            freed.append(True)
+
+    try:
+        config = run_folder(settings, form.run) / "ui_config.toml"
+        job = runner.start(KIND, "train_certain.py", job_args(settings, form, config), progress=True, before=before)
     except JobError as e:
         return str(e)
-    freed = "; the WebUI's model is freed until it ends" if webui_model is not None else ""
-    return f"started job {job.id}: {form.run}" + (f", resuming {Path(form.resume).name}" if form.resume else "") + freed
+    finally:
+        if freed:
+            webui_model.reload_after_jobs(runner)
+    note = "; the WebUI's model is freed until no job runs" if freed else ""
+    return f"started job {job.id}: {form.run}" + (f", resuming {Path(form.resume).name}" if form.resume else "") + note
 
 
 def view(runner: JobRunner) -> tuple[str, str, str | None, str, Progress | None]:
@@ -107,12 +144,23 @@ def view(runner: JobRunner) -> tuple[str, str, str | None, str, Progress | None]
     if job is None:
         return "no training job yet", "", None, "", None
     p = runner.progress(job)
-    eta = f", ETA {p.eta_s / 60:.1f} min" if p.eta_s and p.eta_s == p.eta_s else ""
-    rate = f", {p.it_s:.2f} it/s" if p.it_s else ""
+    live = p.state == "running"
+    eta = f", ETA {p.eta_s / 60:.1f} min" if live and p.eta_s and not math.isnan(p.eta_s) else ""
+    rate = f", {p.it_s:.2f} it/s" if live and p.it_s else ""
     loss = f", loss {p.loss:.4f}, lr {p.lr:.2e}" if p.loss is not None else ""
     line = f"{job.kind} job {job.id}: **{p.state}**, step {p.step}/{p.total_steps}, epoch {p.epoch}{loss}{rate}{eta}"
     samples = [s for s in p.samples if Path(s).suffix.lower() == ".png" and Path(s).is_file()]
     return line, loss_svg(p.losses), (samples[-1] if samples else None), "\n".join(p.log_tail), p
+
+
+def last_form(runner: JobRunner) -> Form | None:
+    """The form of the running or last training job, read from its command line and its config."""
+    job = runner.latest(KIND)
+    config = Path(job.flag("--config_file") or "") if job else None
+    if job is None or not config.is_file():
+        return None
+    return Form(config.read_text(encoding="utf-8"), Path(job.flag("--output_dir") or "").name,
+                job.flag("--pretrained_model_name_or_path") or "", job.flag("--train_data_dir") or "")
 
 
 def resume_choices(settings: UiSettings, run: str) -> list[str]:

@@ -83,9 +83,12 @@ def build_ui(settings: UiSettings, checkpoints: Callable[[], list[str]] = lambda
                 sim_base = gr.Dropdown(label="Base model", choices=checkpoints(), value=None, allow_custom_value=True)
                 sim_others = gr.Dropdown(label="Models to compare with it", choices=checkpoints(), value=[],
                                          multiselect=True)
-            sim_paths = gr.Textbox(label="More models, one path per line", lines=3,
+            sim_paths = gr.Textbox(label="More models, one path per line (the first is the base when none is chosen)",
+                                   lines=3,
                                    elem_id="certain_strategy_sim_paths")
             sim_go = gr.Button("Compare", variant="primary", elem_id="certain_strategy_sim_go")
+            sim_message = gr.Textbox(label="Messages", lines=2, interactive=False)
+            sim_status = gr.Markdown()
             sim_table = gr.Markdown(elem_id="certain_strategy_sim_table")
             sim_blocks = gr.Markdown()
             sim_heatmap = gr.Image(label="Heatmap", type="filepath", interactive=False)
@@ -144,16 +147,21 @@ def build_ui(settings: UiSettings, checkpoints: Callable[[], list[str]] = lambda
         start.click(lambda free, *values: train_tab.start(runner, settings, form(*values),
                                                           webui_model if free else None),
                     inputs=[free_model, *fields], outputs=[message])
-        for button, output in ((stop, message), (reg_stop, reg_message), (cmp_stop, cmp_message)):
-            button.click(runner.stop_current, inputs=[], outputs=[output])
+        def stopper(kind: str) -> Callable[[], str]:
+            return lambda: runner.stop_current(kind)
+
+        for button, output, kind in ((stop, message, train_tab.KIND), (reg_stop, reg_message, images_tab.KIND),
+                                     (cmp_stop, cmp_message, compare_tab.KIND)):
+            button.click(stopper(kind), inputs=[], outputs=[output])
 
         reg_fields = [reg_model, reg_mode, reg_source, reg_count, reg_name, reg_negative, reg_steps, reg_sampler,
                       reg_cfg, reg_seed, reg_width, reg_height]
         reg_start.click(lambda *values: images_tab.start(runner, settings, images_tab.ImagesForm(
             *(v if v is not None else "" for v in values))), inputs=reg_fields, outputs=[reg_message])
 
-        sim_go.click(lambda base, others, typed: similarity_tab.compare(settings, base or "", paths(others, typed)),
-                     inputs=[sim_base, sim_others, sim_paths], outputs=[sim_table, sim_blocks, sim_heatmap])
+        sim_go.click(lambda base, others, typed: similarity_tab.start(runner, settings, base or "",
+                                                                      paths(others, typed)),
+                     inputs=[sim_base, sim_others, sim_paths], outputs=[sim_message])
 
         cmp_file.change(lambda name: prompt_files[name].read_text(encoding="utf-8") if name in prompt_files
                         else gr.update(), inputs=[cmp_file], outputs=[cmp_prompts])
@@ -167,11 +175,25 @@ def build_ui(settings: UiSettings, checkpoints: Callable[[], list[str]] = lambda
         refresh.click(lambda: gr.update(choices=runs_tab.list_runs(settings)), inputs=[], outputs=[past])
 
         def poll():
-            if webui_model is not None:
-                webui_model.reload_when_idle(runner)
-            line, svg, image, tail, _ = train_tab.view(runner)
-            return (line, svg, image, tail, *images_tab.view(runner), *compare_tab.view(runner))
+            """Every tab's view; one that fails (a file replaced while read) shows its error, not the others'."""
+            views = ((lambda: train_tab.view(runner)[:4], 4), (lambda: images_tab.view(runner), 3),
+                     (lambda: compare_tab.view(runner), 3), (lambda: similarity_tab.view(runner, settings), 4))
+            shown = []
+            for view, count in views:
+                try:
+                    shown += view()
+                except Exception as error:  # noqa: BLE001 - shown on the page, polled again in 2 s
+                    shown += [f"could not read the job's files: {error!r}", *(gr.update() for _ in range(count - 1))]
+            return tuple(shown)
 
         blocks.load(poll, inputs=[], outputs=[status, plot, sample, log, reg_status, reg_gallery, reg_log,
-                                              cmp_status, cmp_grid, cmp_log], every=POLL_SECONDS)
+                                              cmp_status, cmp_grid, cmp_log, sim_status, sim_table, sim_blocks,
+                                              sim_heatmap], every=POLL_SECONDS)
+
+        def last_form():
+            """The last training's form (a reloaded page gets back what was started), else the fields as they are."""
+            form = train_tab.last_form(runner)
+            return (form.toml, form.run, form.model, form.dataset) if form else tuple(gr.update() for _ in range(4))
+
+        blocks.load(last_form, inputs=[], outputs=[toml, run, model, dataset])
     return blocks

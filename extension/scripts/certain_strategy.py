@@ -3,6 +3,7 @@ the tab starts the toolkit's scripts as jobs, with the toolkit's own Python."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -35,17 +36,29 @@ def loaded_model():
     return getattr(data, "sd_model", None) if data is not None else getattr(shared, "sd_model", None)
 
 
+def generation_lock():
+    """The WebUI's lock around generation (A1111 and Forge: `modules.call_queue.queue_lock`): the model never moves in
+    the middle of a txt2img run."""
+    try:
+        from modules.call_queue import queue_lock
+    except ImportError:
+        return contextlib.nullcontext()
+    return queue_lock
+
+
 def free_webui_model() -> None:
     """Off the GPU while training runs (A1111 1.10: to the CPU; Forge: unloaded, loaded again on demand)."""
-    if loaded_model() is not None:
-        sd_models.unload_model_weights()
+    with generation_lock():
+        if loaded_model() is not None:
+            sd_models.unload_model_weights()
 
 
 def reload_webui_model() -> None:
     """Back on the GPU (what A1111's reload button does); a no-op in Forge, which loads on demand."""
-    model = loaded_model()
-    if model is not None:
-        sd_models.send_model_to_device(model)
+    with generation_lock():
+        model = loaded_model()
+        if model is not None:
+            sd_models.send_model_to_device(model)
 
 
 def on_ui_tabs():
