@@ -186,6 +186,15 @@ def test_the_runs_tab_lists_runs_newest_first_with_their_report_and_toml(setting
     report, plot, toml = runs_tab.run_details(settings, "newer")
     assert report.startswith("# Training report") and plot == str(folder / "report.png")
     assert toml == "learning_rate = 1e-6\n"
+    from safetensors.torch import save_file
+    import torch
+
+    older = settings.output / "older"  # started from the command line: its options come from its checkpoint
+    save_file({"w": torch.zeros(1)}, str(older / "run-000001.safetensors"),
+              metadata={"certain.training_options": "learning_rate = 2e-6\n"})
+    assert runs_tab.run_details(settings, "older")[2].endswith("\nlearning_rate = 2e-6\n")
+    (older / "broken.safetensors").write_bytes(b"\xff" * 4)  # newer and unreadable: the next one is read
+    assert runs_tab.run_details(settings, "older")[2].endswith("\nlearning_rate = 2e-6\n")
     for outside in ("../../etc", "..", "."):
         assert runs_tab.run_details(settings, outside)[0] == "choose a run"
 
