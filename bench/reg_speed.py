@@ -8,8 +8,9 @@ One `Trainer` (as bench/train_speed.py builds it: cached latents, frozen text en
 alternately without a stream and with a `SelfGeneratedStream`, in blocks of `--every` steps, so both sides see
 the same machine state and the reg side always covers whole schedule cycles. The reg side does what the loop
 does: ask the stream for its batches (the current weights generate `ratio` x batch single-word images, Euler a,
-CFG, at the training size), then step over training and regularization batches together. Issue 7's target on a
-GPU: at most 15% slower at 1:4.
+CFG, at the training size), then step over training and regularization batches together. Beside the times it
+prints the arithmetic bound (the FLOPs of a reg step over a plain one) and the generation's images/s inside
+training against `generate()` alone at the same settings (target: at least 90%); `--json OUT` writes them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.measure import Row, flops_of, median, print_table, timed, write_json  # noqa: E402
 from bench.train_speed import build_model, make_batch, make_trainer  # noqa: E402
 from library.regularization.sampler import WordSampler  # noqa: E402
 from library.regularization.stream import GenerationSettings, RegMix, SelfGeneratedStream  # noqa: E402
@@ -50,6 +52,7 @@ def main() -> int:
     parser.add_argument("--ratio", type=float, default=0.25, help="regularization images per training image")
     parser.add_argument("--every", type=int, default=1, help="reg_every_n_steps: generate in batches every N steps")
     parser.add_argument("--steps", type=int, default=16, help="timed optimizer steps per side (rounded up to --every)")
+    parser.add_argument("--json", type=Path, help="write the table as JSON here")
     args = parser.parse_args()
     size = args.size or (512 if args.sd15 else 64)
     cuda = torch.cuda.is_available()
@@ -85,20 +88,46 @@ def main() -> int:
             warm_seconds, warm_images = stream.generation_seconds, stream.images_made
     steps = rounds * args.every
     generation, images = stream.generation_seconds - warm_seconds, stream.images_made - warm_images
+    flops = {name: flops_of(lambda: [step() for _ in range(args.every)]) / args.every
+             for name, step in (("none", plain_step), ("reg", reg_step))}  # one more block each, counted
+    standalone = standalone_generation(trainer, stream, args)
 
     device = "cuda" if cuda else "cpu"
-    print(f"{'SD1.5-shaped' if args.sd15 else 'tiny SD1'}, batch {args.batch}, {size}px, precision {args.precision}, "
-          f"{device}; regularization {args.ratio:g} images per training image, every {args.every} step(s), "
-          f"{args.reg_steps} Euler a steps, CFG {args.cfg:g}; {steps} timed steps per side")
-    for name in ("none", "reg"):
-        rate = steps / seconds[name]
-        memory = f", peak memory {peak[name]:.2f} GiB" if cuda else ""
-        print(f"  {name:4s}: {rate:7.2f} steps/s, {rate * args.batch:7.2f} training samples/s{memory}")
-    print(f"  ratio reg/none: {seconds['none'] / seconds['reg']:.3f} "
-          f"(reg steps take {seconds['reg'] / seconds['none']:.2f}x as long)")
-    made = f"{images / generation:.2f} images/s" if images else "none due in the timed steps"
-    print(f"  generation: {images} images, {made}, {generation / seconds['reg']:.1%} of the reg side's step time")
+    title = (f"training with regularization: {'SD1.5-shaped' if args.sd15 else 'tiny SD1'}, batch {args.batch}, "
+             f"{size}px, precision {args.precision}, {device}; {args.ratio:g} generated images per training image, "
+             f"every {args.every} step(s), {args.reg_steps} Euler a steps, CFG {args.cfg:g}; {steps} timed steps")
+    rows = [Row(name, steps / seconds[name], "steps", flops[name] * steps / seconds[name] / 1e12,
+                peak[name] if cuda else None) for name in ("none", "reg")]
+    print_table(title, rows, baseline="none")
+    time_ratio, flop_ratio = seconds["reg"] / seconds["none"], flops["reg"] / flops["none"]
+    print(f"  reg steps take {time_ratio:.2f}x as long; their FLOPs are {flop_ratio:.2f}x: time/FLOPs "
+          f"{time_ratio / flop_ratio:.2f} (above 1: overhead beyond the arithmetic)")
+    if images:
+        share = images / generation / standalone
+        print(f"  generation inside training: {images / generation:.2f} images/s; standalone at the same settings "
+              f"{standalone:.2f} images/s ({share:.0%}; target >= 90%)")
+    else:
+        print("  generation: none due in the timed steps")
+    write_json(args.json, title, vars(args) | {"json": None, "time_ratio": time_ratio, "flop_ratio": flop_ratio,
+                                               "generation_images_per_s": images / generation if images else None,
+                                               "standalone_images_per_s": standalone}, rows)
     return 0
+
+
+def standalone_generation(trainer, stream, args) -> float:
+    """Images/s of generate() alone on the trained weights, the same settings and batch as the stream's."""
+    from library.sampling.generate import generate
+
+    count = max(1, round(args.ratio * args.batch * args.every))
+    requests = [stream.generation.request("1girl", 100 + i) for i in range(count)]
+    ctx = trainer.context
+    device = str(ctx.device)
+
+    def call():
+        with ctx.sampling_model() as model:
+            generate(model, requests, device=ctx.device, batch_size=count, output="latents", dtype=ctx.dtype)
+
+    return count / median(timed(call, 3, 1, device))
 
 
 if __name__ == "__main__":

@@ -6,21 +6,21 @@
 Both sides start from identical weights and cached latents (as with cache_latents) and encode the captions
 with the frozen text encoder every step. "ours" is `Trainer.step` (noise, timesteps, loss weighting, clipping,
 scheduler, progress bookkeeping); "plain" is the loop of diffusers' training examples: forward, MSE, backward,
-AdamW step. Reports samples/s, the ratio ours/plain, and peak GPU memory.
+AdamW step. Reports samples/s, TFLOP/s (PyTorch's FLOP counter on one step), peak GPU memory and the
+ratio ours/plain; `--json OUT` writes the table.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.measure import Row, flops_of, median, peak_gib, print_table, timed, write_json  # noqa: E402
 from library.data.batch import Batch  # noqa: E402
 from library.models.sd_model import SDModel  # noqa: E402
 from library.tiny import build_random  # noqa: E402
@@ -37,7 +37,7 @@ def make_batch(batch: int, size: int, device) -> Batch:
     return Batch(captions=captions, loss_weights=torch.ones(batch), latents=latents)
 
 
-def make_trainer(model: SDModel, precision: str, steps: int):
+def make_trainer(model: SDModel, precision: str, steps: int, lr: float = 1e-6):
     """A Trainer as run.py sets one up (AdamW, constant LR, frozen text encoder) for `steps` optimizer steps;
     `precision` is accelerate's mixed_precision (no, bf16, fp16)."""
     from accelerate import Accelerator
@@ -51,19 +51,21 @@ def make_trainer(model: SDModel, precision: str, steps: int):
     model.unet.to(acc.device).train()
     model.text_encoder.to(acc.device).requires_grad_(False).eval()
     model.vae.to(acc.device).requires_grad_(False).eval()  # where a run keeps it; unused with cached latents
-    optimizer, _ = make_optimizer("AdamW", [{"params": list(model.unet.parameters()), "lr": 1e-6}], 1e-6, {})
+    optimizer, _ = make_optimizer("AdamW", [{"params": list(model.unet.parameters()), "lr": lr}], lr, {})
     scheduler = make_lr_scheduler(optimizer, "constant", total_steps=steps)
     model.unet, optimizer = acc.prepare(model.unet, optimizer)
     return Trainer(accelerator=acc, model=model, data=None, optimizer=optimizer, lr_scheduler=scheduler,
                    settings=TrainSettings(seed=0, max_steps=steps), alphas_cumprod=alphas_cumprod(model.config.scheduler))
 
 
-def ours(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int) -> list[float]:
-    trainer = make_trainer(model, precision, steps + warmup)
-    return timed(lambda: trainer.step([batch]), steps, warmup, trainer.device)
+def ours(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int):
+    """(the step, its device) of our Trainer."""
+    trainer = make_trainer(model, precision, steps + warmup + 1)
+    return (lambda: trainer.step([batch])), str(trainer.device)
 
 
-def plain(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int) -> list[float]:
+def plain(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int):
+    """(the step, its device) of the loop in diffusers' training examples."""
     from diffusers import DDPMScheduler
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -71,7 +73,8 @@ def plain(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int)
     te.requires_grad_(False)
     sched = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-6, fused=device == "cuda")
-    ids = tok(batch.captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids.to(device)
+    ids = tok(batch.captions, padding="max_length", max_length=77, truncation=True,
+              return_tensors="pt").input_ids.to(device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
     def step():
@@ -88,24 +91,7 @@ def plain(model: SDModel, batch: Batch, precision: str, steps: int, warmup: int)
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return timed(step, steps, warmup, device)
-
-
-def timed(step, steps: int, warmup: int, device) -> list[float]:
-    cuda = torch.device(device).type == "cuda"
-    for _ in range(warmup):
-        step()
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times
+    return step, device
 
 
 def main() -> int:
@@ -116,25 +102,25 @@ def main() -> int:
     parser.add_argument("--precision", choices=["no", "bf16", "fp16"], default="no")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="write the table as JSON here")
     args = parser.parse_args()
-    cuda = torch.cuda.is_available()
-    device = "cuda" if cuda else "cpu"
-    results = {}
-    for name, fn in (("plain", plain), ("ours", ours)):
+    rows = []
+    for name, make_step in (("plain", plain), ("ours", ours)):
         model = build_model(args.sd15)  # identical weights for both
-        batch = make_batch(args.batch, args.size, device)
-        times = fn(model, batch, args.precision, args.steps, args.warmup)
-        peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan")
-        results[name] = (args.batch / statistics.median(times), peak)
-        del model
-        if cuda:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        step, device = make_step(model, make_batch(args.batch, args.size, device), args.precision, args.steps,
+                                 args.warmup)
+        seconds = median(timed(step, args.steps, args.warmup, device))
+        peak = peak_gib(device)
+        flops = flops_of(step)  # one more step, counted (the same work as a timed one)
+        rows.append(Row(name, args.batch / seconds, "samples", flops / seconds / 1e12, peak))
+        del model, step
+        if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    label = f"{'SD1.5-shaped' if args.sd15 else 'tiny SD1'}, batch {args.batch}, {args.size}px, precision {args.precision}, {device}"
-    print(label)
-    for name, (sps, peak) in results.items():
-        print(f"  {name:5s}: {sps:8.2f} samples/s, peak memory {peak:.2f} GiB")
-    print(f"  ratio ours/plain: speed {results['ours'][0] / results['plain'][0]:.3f}, "
-          f"memory {results['ours'][1] / results['plain'][1]:.3f}")
+    title = (f"training step: {'SD1.5-shaped' if args.sd15 else 'tiny SD1'}, batch {args.batch}, {args.size}px, "
+             f"precision {args.precision}, {device}")
+    print_table(title, rows, baseline="plain")
+    write_json(args.json, title, vars(args) | {"json": None}, rows)
     return 0
 
 

@@ -64,7 +64,9 @@ def test_each_supported_name_builds_and_steps(name, package, cls, lr):
 def test_adamw_keeps_group_lrs_and_args():
     optimizer, notes = make_optimizer("AdamW", groups(lr_te=5e-5), 1e-4, {"weight_decay": 0.05, "betas": (0.9, 0.99)})
     assert [g["lr"] for g in optimizer.param_groups] == [1e-4, 5e-5]
-    assert optimizer.defaults["weight_decay"] == 0.05 and optimizer.defaults["fused"] is None  # CPU: not fused
+    assert optimizer.defaults["weight_decay"] == 0.05 and optimizer.defaults["fused"] is None  # CPU: not fused,
+    assert optimizer.defaults["foreach"] is True  # but one multi-tensor update, not a loop over the parameters
+    assert make_optimizer("AdamW", groups(), 1e-4, {"foreach": False})[0].defaults["foreach"] is False
     assert notes == []
     assert describe_optimizer(optimizer) == "torch.optim.adamw.AdamW(betas=(0.9, 0.99),weight_decay=0.05)"
     assert describe_optimizer(make_optimizer("AdamW", groups(), 1e-4, {})[0]) == "torch.optim.adamw.AdamW"

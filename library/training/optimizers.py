@@ -163,7 +163,8 @@ def make_optimizer(name: str, param_groups: list[dict], lr: float, args: dict[st
     """Build the optimizer `name` (kohya's optimizer_type) over `param_groups` ({"params": [...], "lr"?: float}).
 
     `args` are the parsed optimizer_args. Returns the optimizer and notes to show the user once. torch AdamW is
-    fused when every parameter is on CUDA (unless optimizer_args sets fused or foreach). Schedule-free optimizers
+    fused when every parameter is on CUDA, else foreach (one multi-tensor update, not a Python loop over the
+    parameters: 3-8% faster steps of the tiny model on 2 CPU cores), unless optimizer_args sets fused or foreach. Schedule-free optimizers
     come back in train mode: the loop calls `.eval()` before sampling or saving and `.train()` after."""
     spec = _spec_for(name)
     cls = _load_class(spec.module, spec.cls, spec.package, f"optimizer_type {name}")
@@ -176,9 +177,9 @@ def make_optimizer(name: str, param_groups: list[dict], lr: float, args: dict[st
         notes += adafactor_notes
     if lr_arg is None:
         groups = [{k: v for k, v in group.items() if k != "lr"} for group in groups]
-    if cls is torch.optim.AdamW and not {"fused", "foreach"} & options.keys() and all(
-            p.is_cuda for group in groups for p in group["params"]):
-        options["fused"] = True
+    if cls is torch.optim.AdamW and not {"fused", "foreach"} & options.keys():
+        cuda = all(p.is_cuda for group in groups for p in group["params"])
+        options["fused" if cuda else "foreach"] = True
     optimizer = call_with_options(cls, groups, options, option="optimizer_args", fixed={"lr": lr_arg, **spec.fixed})
     if lr_arg is None:  # relative-step AdaFactor never reads group["lr"]: it is what the lr log shows before step 1
         for group in optimizer.param_groups:
@@ -200,13 +201,16 @@ def _unwrapped(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     return getattr(optimizer, "optimizer", optimizer)
 
 
+IMPLEMENTATION = {"lr", "fused", "foreach", "capturable", "differentiable"}  # the same math, however it runs
+
+
 def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
     """kohya's ss_optimizer: `module.Class(key=value,...)` with the settings that differ from the class defaults."""
     optimizer = _unwrapped(optimizer)
     cls = type(optimizer)
     params = inspect.signature(cls).parameters
     changed = [f"{key}={value}" for key, value in optimizer.defaults.items()
-               if key in params and key != "lr" and params[key].default is not inspect.Parameter.empty
+               if key in params and key not in IMPLEMENTATION and params[key].default is not inspect.Parameter.empty
                and value != params[key].default]
     name = f"{cls.__module__}.{cls.__name__}"
     return f"{name}({','.join(changed)})" if changed else name
