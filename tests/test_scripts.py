@@ -27,6 +27,8 @@ def test_quickstart_trains_the_tiny_model_and_leaves_every_output(tmp_path):
     assert f"model: {ROOT / 'models' / 'tiny-world-sd1.safetensors'} (tiny-world-sd1, sd1, v_prediction)" in log
     assert "--- options that differ from the defaults ---" in log  # the config echo for bug reports
     assert "training finished." in log
+    startup = next(line for line in log.splitlines() if "start-up: " in line)  # launch to the first step, by phase
+    assert "from launch to the first optimizer step (start-up and imports " in startup and "loading the model" in startup
     out = tmp_path / "quickstart" / "output"
     assert load_file(str(out / "tiny-sks.safetensors"))  # final checkpoint
     assert (out / "tiny-sks-000001.safetensors").is_file() and (out / "tiny-sks-000001-state").is_dir()
@@ -35,6 +37,7 @@ def test_quickstart_trains_the_tiny_model_and_leaves_every_output(tmp_path):
     events = (out / "progress.jsonl").read_text().splitlines()
     assert '"event": "end"' in events[-1] and '"interrupted": false' in events[-1]
     assert any('"reg": ' in e for e in events if '"event": "step"' in e)  # the method's regularization ran
+    assert sum('"event": "startup"' in e for e in events) == 1
     assert len(list((out / "reg_images").glob("*.png"))) == 1 + 32 * 4  # 1:4, 4 at a time every 4th of 132 steps
     assert (out / "regularization" / "word_histogram.png").is_file()
     # The samples look like the world the base model learned (flat colours and outlines), not noise.

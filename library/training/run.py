@@ -33,6 +33,7 @@ from .losses import LossOptions
 from .model_setup import cache_latents, load_base_model, prepare_model, text_encoder_until
 from .noise import NoiseOptions
 from .outputs import TrainedModelWriter
+from .startup import StartupPhases
 from .state import StateInfo, load_state, read_state_info
 from .support import unsupported_notes
 
@@ -48,9 +49,13 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
     streams, validation, drift probes): they join the run's own, and are saved with its state.
     """
     train = loaded.train
+    startup = StartupPhases(lambda text: None)
     data = scan_data(loaded)
+    startup.mark("scanning the data")
     accelerator = make_accelerator(train)
     say = _printer(accelerator, train.logging.console_log_file)
+    startup.say = say
+    startup.mark("starting accelerate")
     say(config_echo(train, loaded.notes + unsupported_notes(train), accelerator))
     say("\n".join(data.describe()))
     if train.dataset.debug_dataset:
@@ -59,23 +64,28 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
     plan = resolve_run(train, loaded, data, accelerator, say)
     regularization = plan_regularization(train, data, say, accelerator.is_main_process)
     measuring = plan_measurements(train, loaded.datasets, data, regularization and regularization.word_list, say)
+    startup.mark("planning")
     model = load_base_model(train)
+    startup.mark("loading the model")
     say("\n".join(model.describe()))
     say(truncation_note(model, data, plan.settings.max_chunks))
     prepare_model(model, train, accelerator, say)
+    startup.mark("placing the model")
     if train.dataset.cache_latents or train.dataset.cache_latents_to_disk:
         cache_latents(data, model, train, accelerator)
         if measuring.validation is not None:  # the held-out images too: encoded once, not at every evaluation
             cache_latents(measuring.validation.data, model, train, accelerator)
+        startup.mark("caching latents")
     if regularization is not None:
         streams, callbacks = _with_regularization(regularization, loaded, plan.settings, model, streams, callbacks)
     # Before a resumed state replaces the weights: the drift meter and similarity compare against the base.
-    callbacks = [*callbacks, measuring.callback(train, model, _first_resolution(loaded, model))]
+    callbacks = [*callbacks, measuring.callback(train, model, _first_resolution(loaded, model)), startup]
     trainer = assemble(train, plan, model, data, accelerator, streams, callbacks, say)
     if plan.resume_from is not None:
         trainer.restore(load_state(plan.resume_from))  # read here, and let go once restored
         say(f"resumed from {train.saving.resume} at step {trainer.progress.global_step} "
             f"(epoch {trainer.progress.epoch + 1}).")
+    startup.mark("setting up")
     previous = _install_interrupt(trainer.stop, say)
     try:
         finished = trainer.fit()
