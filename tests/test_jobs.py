@@ -45,6 +45,16 @@ def wait_for(condition, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
+def long_training(train_args, name: str):
+    """(runner, job) of a 2000-step training in its own folders, once it has made its first step."""
+    runner = JobRunner(train_args["root"] / name, ROOT)
+    job = runner.start("train", "train_certain.py", [*train_args["args"], "--max_train_steps", "2000",
+                                                     "--output_dir", str(train_args["root"] / f"{name}-out")],
+                       progress=True)
+    wait_for(lambda: runner.progress(job).step >= 1)
+    return runner, job
+
+
 def test_a_training_job_reports_progress_is_found_again_stops_with_a_state_and_resumes(train_args):
     runner = JobRunner(train_args["root"] / "jobs", ROOT)
     job = runner.start("train", "train_certain.py", [*train_args["args"], "--max_train_steps", "2000"], progress=True)
@@ -88,11 +98,7 @@ def test_a_job_that_fails_is_shown_failed_with_its_last_lines(train_args):
 
 
 def test_a_job_killed_without_a_word_is_failed_not_running(train_args):
-    runner = JobRunner(train_args["root"] / "killed", ROOT)
-    job = runner.start("train", "train_certain.py", [*train_args["args"], "--max_train_steps", "2000",
-                                                     "--output_dir", str(train_args["root"] / "killed-out")],
-                       progress=True)
-    wait_for(lambda: runner.progress(job).step >= 1)
+    runner, job = long_training(train_args, "killed")
     os.killpg(job.pid, signal.SIGKILL)  # the runner too: no exit code is written
     assert runner.wait(job, 30)
     view = JobRunner(train_args["root"] / "killed", ROOT).progress(job)
@@ -138,11 +144,7 @@ def test_two_starts_at_once_start_one_job(tmp_path):
 
 
 def test_a_second_stop_ends_the_job_at_once(train_args):
-    runner = JobRunner(train_args["root"] / "twice", ROOT)
-    job = runner.start("train", "train_certain.py", [*train_args["args"], "--max_train_steps", "2000",
-                                                     "--output_dir", str(train_args["root"] / "twice-out")],
-                       progress=True)
-    wait_for(lambda: runner.progress(job).step >= 1)
+    runner, job = long_training(train_args, "twice")
     assert runner.stop(job) is False and runner.stop(job) is True  # SIGINT, then SIGTERM
     assert runner.wait(job, 30)
     assert runner.progress(job).exit_code not in (0, None)
