@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-bench/results}"
 PYTHON="${PYTHON:-python3}"
 mkdir -p "$OUT"
+exec > >(tee "$OUT/log.txt") 2>&1  # the whole log comes back with the JSON
 if ! "$PYTHON" -c "import diffusers" 2>/dev/null; then
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
     || exit 1
@@ -18,9 +19,9 @@ fi
 export PYTHONUNBUFFERED=1
 "$PYTHON" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
 failed=0
-run() {  # a step that fails is reported and the others still run
+run() {  # a step that fails or overruns is reported and the others still run (the device allows 600 s a call)
   echo "== $*"
-  "$PYTHON" "$@" || { echo "!! failed: $*"; failed=1; }
+  timeout "${STEP_SECONDS:-150}" "$PYTHON" "$@" || { echo "!! failed or timed out: $*"; failed=1; }
 }
 if [ "${QUICK:-0}" = 1 ]; then
   run bench/gpu_correctness.py --quick --json "$OUT/correctness.json"

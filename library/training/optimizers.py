@@ -164,7 +164,8 @@ def make_optimizer(name: str, param_groups: list[dict], lr: float, args: dict[st
 
     `args` are the parsed optimizer_args. Returns the optimizer and notes to show the user once. torch AdamW is
     fused when every parameter is on CUDA, else foreach (one multi-tensor update, not a Python loop over the
-    parameters: 3-8% faster steps of the tiny model on 2 CPU cores), unless optimizer_args sets fused or foreach. Schedule-free optimizers
+    parameters: faster steps of the tiny model on 2 CPU cores, bench/RESULTS.md; its temporaries hold about one
+    more copy of the parameters at the peak), unless optimizer_args sets fused or foreach. Schedule-free optimizers
     come back in train mode: the loop calls `.eval()` before sampling or saving and `.train()` after."""
     spec = _spec_for(name)
     cls = _load_class(spec.module, spec.cls, spec.package, f"optimizer_type {name}")
@@ -201,7 +202,7 @@ def _unwrapped(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     return getattr(optimizer, "optimizer", optimizer)
 
 
-IMPLEMENTATION = {"lr", "fused", "foreach", "capturable", "differentiable"}  # the same math, however it runs
+UPDATE_IMPLEMENTATION = ("fused", "foreach", "capturable")  # how the update runs: the same math either way
 
 
 def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
@@ -210,7 +211,8 @@ def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
     cls = type(optimizer)
     params = inspect.signature(cls).parameters
     changed = [f"{key}={value}" for key, value in optimizer.defaults.items()
-               if key in params and key not in IMPLEMENTATION and params[key].default is not inspect.Parameter.empty
+               if key in params and key != "lr" and key not in UPDATE_IMPLEMENTATION
+               and params[key].default is not inspect.Parameter.empty
                and value != params[key].default]
     name = f"{cls.__module__}.{cls.__name__}"
     return f"{name}({','.join(changed)})" if changed else name

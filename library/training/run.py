@@ -49,7 +49,7 @@ def run_training(loaded: LoadedConfig, *, streams: Sequence[Stream] = (), callba
     streams, validation, drift probes): they join the run's own, and are saved with its state.
     """
     train = loaded.train
-    startup = StartupPhases(lambda text: None)
+    startup = StartupPhases()
     data = scan_data(loaded)
     startup.mark("scanning the data")
     accelerator = make_accelerator(train)
