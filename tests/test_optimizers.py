@@ -152,3 +152,17 @@ def test_schedule_free_is_in_train_mode_with_a_note():
     optimizer, notes = make_optimizer("AdamWScheduleFree", groups(), 1e-3, {"warmup_steps": 10})
     assert optimizer.param_groups[0]["train_mode"] is True
     assert "schedule-free" in notes[0]
+
+
+def test_a_resumed_optimizer_keeps_this_runs_update_implementation():
+    from library.training.optimizers import load_optimizer_state
+
+    saved, _ = make_optimizer("AdamW", groups(), 1e-4, {"foreach": False})  # as an older run saved it
+    for group in saved.param_groups:
+        for p in group["params"]:
+            p.grad = torch.ones_like(p)
+    saved.step()
+    resumed, _ = make_optimizer("AdamW", groups(), 1e-4, {})
+    load_optimizer_state(resumed, saved.state_dict())
+    assert all(g["foreach"] is True for g in resumed.param_groups)  # this run's choice on the CPU
+    assert len(resumed.state) == len(saved.state) and resumed.param_groups[0]["lr"] == 1e-4  # the rest is loaded

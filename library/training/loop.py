@@ -23,7 +23,7 @@ from ..text.conditioning import chunk_tokens, encode_chunks
 from .losses import LossOptions, diffusion_loss
 from .model_setup import encode_latents, weight_dtype
 from .noise import NoiseOptions, add_noise
-from .optimizers import UPDATE_IMPLEMENTATION, is_schedule_free
+from .optimizers import is_schedule_free, load_optimizer_state
 from .state import LoadedState, Progress, restore_rng, rng_state, save_state
 
 if TYPE_CHECKING:
@@ -272,10 +272,7 @@ class Trainer:
         self._plain_model().unet.load_state_dict(state.weights["unet"])  # copies, keeping each dtype
         if "text_encoder" in state.weights:
             self.model.text_encoder.load_state_dict(state.weights["text_encoder"])
-        how = [{k: g[k] for k in UPDATE_IMPLEMENTATION if k in g} for g in self.optimizer.param_groups]
-        self.optimizer.load_state_dict(state.optimizer["optimizer"])
-        for group, keys in zip(self.optimizer.param_groups, how):  # this run's (fused on CUDA, foreach on the CPU,
-            group.update(keys)                                     # or the user's), not the saving run's
+        load_optimizer_state(self.optimizer, state.optimizer["optimizer"])
         self.lr_scheduler.load_state_dict(state.optimizer["lr_scheduler"])
         scaler = getattr(self.accelerator, "scaler", None)
         if scaler is not None and state.optimizer.get("scaler"):

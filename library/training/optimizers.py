@@ -205,6 +205,15 @@ def _unwrapped(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
 UPDATE_IMPLEMENTATION = ("fused", "foreach", "capturable")  # how the update runs: the same math either way
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a saved state but keep this run's update implementation (fused on CUDA, foreach on the CPU, or the
+    user's optimizer_args), not the saving run's: a CPU state resumed on a GPU runs fused."""
+    how = [{k: g[k] for k in UPDATE_IMPLEMENTATION if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, keys in zip(optimizer.param_groups, how):
+        group.update(keys)
+
+
 def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
     """kohya's ss_optimizer: `module.Class(key=value,...)` with the settings that differ from the class defaults."""
     optimizer = _unwrapped(optimizer)
