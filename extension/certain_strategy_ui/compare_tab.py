@@ -50,12 +50,14 @@ def start(runner: JobRunner, settings: UiSettings, form: CompareForm) -> str:
         overrides = [f"--size_override={form.size.strip()}"] if form.size.strip() else []
         overrides += ["--steps_override", str(int(form.steps))] if str(form.steps).strip() else []
         folder = compare_folder(settings, form.name)
-        runner.check_free()  # before the prompts are written: a running comparison's own must stay
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "prompts.txt").write_text(form.prompts, encoding="utf-8")
+
+        def write_prompts() -> None:  # once the job is sure to start: a running comparison's own must stay
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "prompts.txt").write_text(form.prompts, encoding="utf-8")
+
         job = runner.start(KIND, "gen_reg_images.py", ["compare", "--models", *models, "--prompts",
                                                         str(folder / "prompts.txt"), "--outdir", str(folder),
-                                                        *overrides])
+                                                        *overrides], before=write_prompts)
     except JobError as e:
         return str(e)
     except ValueError:
